@@ -1,0 +1,1 @@
+"""The runner: CLI (`bench`), run loop, result records, leaderboard renderer, performance harness."""

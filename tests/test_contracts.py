@@ -1,0 +1,138 @@
+"""The three contracts: DatasetSpec, Batch/collate and the MERModel base, plus the registries."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from datamodules.batch import Batch, Sample, collate
+from datamodules.spec import DatasetSpec, ModalitySpec, Protocol, Registry, UserInputError
+from models.base import MERModel, ModelOutput
+from models.blocks import masked_mean
+from models.registry import create_model, list_models, model_hparam_defaults
+
+
+def make_spec(task="classification", classes=("a", "b", "c")):
+    return DatasetSpec(
+        name="toy", task=task, class_names=classes,
+        modalities=(ModalitySpec("seq", 3, 5, "audio"), ModalitySpec("vec", 2, None, "visual")),
+        protocol=Protocol("holdout", ("holdout",)), primary_metric="wa" if task == "classification" else "mae",
+        primary_direction="max" if task == "classification" else "min",
+        score_range=(-3.0, 3.0) if task == "regression" else None,
+    )
+
+
+def sample(i, T, y=0, conflict=0.0):
+    return Sample(x={"seq": torch.full((T, 3), float(i + 1)), "vec": torch.tensor([float(i), 1.0])},
+                  y=torch.tensor(y), label=y, id=f"s{i}", group=f"g{i % 2}", meta={"conflict": conflict})
+
+
+def test_collate_pads_and_masks():
+    b = collate([sample(0, 2), sample(1, 4, y=2, conflict=1.0), sample(2, 1)])
+    assert isinstance(b, Batch) and len(b) == 3
+    assert b.x["seq"].shape == (3, 4, 3) and b.x["vec"].shape == (3, 2)
+    assert b.mask["seq"].tolist() == [[True, True, False, False], [True] * 4, [True, False, False, False]]
+    assert b.mask["vec"].tolist() == [True, True, True]
+    assert (b.x["seq"][0, 2:] == 0).all() and (b.x["seq"][1] == 2).all()
+    assert b.y.tolist() == [0, 2, 0] and b.label.tolist() == [0, 2, 0]
+    assert b.meta["conflict"].tolist() == [0.0, 1.0, 0.0]
+    assert b.ids == ["s0", "s1", "s2"] and b.groups == ["g0", "g1", "g0"]
+
+
+def test_collate_rejects_empty_sequences_and_bad_shapes():
+    with pytest.raises(ValueError, match="zero-length"):
+        collate([sample(0, 2), sample(1, 0)])
+    bad = sample(0, 2)
+    bad.x["seq"] = torch.zeros(1, 2, 3)
+    with pytest.raises(ValueError, match="expected"):
+        collate([bad])
+
+
+def test_masked_mean_ignores_padding():
+    b = collate([sample(0, 2), sample(1, 4)])
+    x = b.x["seq"].clone()
+    x[0, 2:] = 1000.0  # garbage in the padded steps must not matter
+    out = masked_mean(x, b.mask["seq"])
+    assert torch.allclose(out[0], torch.full((3,), 1.0)) and torch.allclose(out[1], torch.full((3,), 2.0))
+    assert torch.equal(masked_mean(b.x["vec"], b.mask["vec"]), b.x["vec"])
+
+
+def test_discretize_per_task():
+    assert make_spec().discretize(torch.tensor([2, 0])).tolist() == [2, 0]
+    reg = make_spec("regression", ("negative", "neutral", "positive"))
+    assert reg.discretize(torch.tensor([-0.4, 0.0, 2.2])).tolist() == [0, 1, 2]
+    assert reg.target_dim == 1
+    dist = make_spec("distribution")
+    assert dist.discretize(torch.tensor([[0.2, 0.5, 0.3], [0.4, 0.4, 0.2]])).tolist() == [1, 0]  # tie: first
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="task"):
+        make_spec(task="ranking")
+    with pytest.raises(ValueError, match="group"):
+        ModalitySpec("x", 3, None, "smell")
+    with pytest.raises(ValueError, match="score_range"):
+        DatasetSpec("r", "regression", ("n", "p"), (ModalitySpec("x", 1, None, "text"),),
+                    Protocol("holdout", ("h",)), "mae", "min")
+    with pytest.raises(KeyError, match="no modality"):
+        make_spec().modality("eeg")
+
+
+def test_registry_errors():
+    reg = Registry("widget", "metrics", "affectbench.test-none")
+
+    @reg.register("alpha")
+    class Alpha:  # noqa: D401
+        pass
+
+    with pytest.raises(UserInputError, match="Did you mean alpha"):
+        reg.get("alpah")
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("alpha")(type("Other", (), {}))
+
+
+def test_create_model_validates_hparams_and_modalities():
+    assert {"early_fusion", "late_fusion"} <= set(list_models())
+    spec = make_spec()
+    with pytest.raises(UserInputError, match="no hyper-parameter hiden"):
+        create_model("early_fusion", spec, hiden=3)
+    with pytest.raises(UserInputError, match="modalities"):
+        create_model("early_fusion", spec, modalities="eeg")
+    m = create_model("early_fusion", spec, hidden=7, modalities="vec", lr=0.5)
+    assert [x.name for x in m.used_modalities] == ["vec"] and m.lr == 0.5
+    assert m.hparams["hidden"] == 7 and m.hparams["modalities"] == "vec"  # subclass args are recorded
+    d = model_hparam_defaults(type(m))
+    assert d["hidden"] == 128 and d["max_epochs"] == type(m).RECIPE["max_epochs"] and d["lr"] is not None
+
+
+class _Fixed(MERModel):
+    """Returns a fixed prediction and one auxiliary loss, to check the base's loss bookkeeping."""
+
+    def __init__(self, spec, **kw):
+        super().__init__(spec, **kw)
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.pred = None
+
+    def forward(self, batch):
+        return ModelOutput(pred=self.pred + 0 * self.w, aux_losses={"extra": torch.tensor(0.25)})
+
+
+@pytest.mark.parametrize("task", ["classification", "regression", "distribution"])
+def test_task_losses(task):
+    spec = make_spec(task)
+    m = _Fixed(spec)
+    if task == "classification":
+        pred, y = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]), torch.tensor([0, 2])
+        expect = F.cross_entropy(pred, y)
+    elif task == "regression":
+        pred, y = torch.tensor([0.5, -1.0]), torch.tensor([1.5, -1.0])
+        expect = torch.tensor(0.5)  # mean(|0.5-1.5|, |−1+1|)
+    else:
+        pred, y = torch.tensor([[0.0, 0.0, 0.0]]), torch.tensor([[0.5, 0.25, 0.25]])
+        expect = torch.tensor(sum(p * math.log(p / (1 / 3)) for p in (0.5, 0.25, 0.25)))
+    assert torch.allclose(m.task_loss(pred, y), expect, atol=1e-6)
+    m.pred = pred
+    b = Batch(x={}, mask={}, y=y, label=spec.discretize(y), ids=["a", "b"][: len(y)], groups=["g"] * len(y))
+    m.log = lambda *a, **k: None
+    loss, _ = m._step(b, "train")
+    assert torch.allclose(loss, expect + 0.25, atol=1e-6)
