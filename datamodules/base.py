@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from .batch import Sample, collate
+from .batch import Batch, Sample, collate
 from .spec import DatasetSpec, UserInputError
 
 
@@ -45,6 +45,28 @@ class TensorSampleDataset(Dataset):
                 xs[name] = t[i]
         return Sample(x=xs, y=self.y[i], label=int(self.label[i]), id=self.ids[i], group=self.groups[i],
                       meta={k: float(v[i]) for k, v in self.meta.items()})
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        """Batched fetch used by the DataLoader: gathers rows and builds the same :class:`Batch`
+        that :func:`collate` builds from the individual samples (tested), without a Python loop."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        x: dict[str, Tensor] = {}
+        mask: dict[str, Tensor] = {}
+        for name, t in self.x.items():
+            if name in self.lengths:
+                lens = self.lengths[name][index]
+                if int(lens.min()) < 1:
+                    raise ValueError(f"modality {name!r} has zero-length sequences in this batch")
+                m = torch.arange(int(lens.max()))[None, :] < lens[:, None]
+                x[name] = t[index, : m.shape[1]].float() * m.unsqueeze(-1)
+                mask[name] = m
+            else:
+                x[name] = t[index].float()
+                mask[name] = torch.ones(len(indices), dtype=torch.bool)
+        y = self.y[index]
+        return Batch(x=x, mask=mask, y=y if y.dim() > 1 else y.reshape(-1), label=self.label[index].long(),
+                     ids=[self.ids[i] for i in indices], groups=[self.groups[i] for i in indices],
+                     meta={k: v[index].float() for k, v in self.meta.items()})
 
     def subset(self, index: Tensor) -> "TensorSampleDataset":
         idx = index.tolist()
@@ -105,8 +127,9 @@ class MERDataModule(L.LightningDataModule):
         """Identifies the exact data (file checksums or generator settings); subclasses extend."""
         return hashlib.sha256(json.dumps(self.spec.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
-    def limit(self) -> dict[str, Any] | None:
-        """The best achievable primary score, where known (synthetic presets)."""
+    def limit(self, modalities: list[str] | None = None, n_mc: int | None = None) -> dict[str, Any] | None:
+        """The best achievable primary score (``{"metric", "value", "se", "n_mc", "method"}``), where
+        known (synthetic presets); ``modalities`` asks for the limit given only those inputs."""
         return None
 
     def info(self) -> dict[str, Any]:
@@ -135,9 +158,12 @@ class MERDataModule(L.LightningDataModule):
             weights = (1.0 / counts)[ds.label]
             sampler = WeightedRandomSampler(weights, num_samples=len(ds), replacement=True, generator=g)
             shuffle = False
+        # A final training batch of exactly one sample is dropped: batch normalisation cannot
+        # train on it. Evaluation loaders never drop anything.
+        drop_last = train and len(ds) % self.batch_size == 1
         return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler, generator=g,
                           collate_fn=collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, drop_last=False)
+                          persistent_workers=self.num_workers > 0, drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)

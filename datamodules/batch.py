@@ -62,7 +62,9 @@ class Batch:
         )
 
 
-def collate(samples: list[Sample]) -> Batch:
+def collate(samples: list[Sample] | Batch) -> Batch:
+    if isinstance(samples, Batch):  # already built by a dataset's batched fetch (__getitems__)
+        return samples
     if not samples:
         raise ValueError("collate: empty list of samples")
     first = samples[0]

@@ -118,10 +118,10 @@ class MERModel(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         self.val_metrics.reset()
-        self.log_dict({f"val/{k}": v.float() for k, v in values.items()}, prog_bar=False)
-        primary = values.get(self.spec.primary_metric)
-        if primary is not None:
-            self.log(f"val/{self.spec.primary_metric}", primary.float(), prog_bar=True)
+        primary = self.spec.primary_metric
+        self.log_dict({f"val/{k}": v.float() for k, v in values.items() if k != primary})
+        if primary in values:
+            self.log(f"val/{primary}", values[primary].float(), prog_bar=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         _, out = self._step(batch, "test")

@@ -2,7 +2,9 @@
 
 The simplest fusion baseline (feature-level concatenation, as the EF baselines of MMSA's ``ef_lstm``
 family without the recurrent encoder). Runs on every spec: vector modalities are used as they are,
-sequences are pooled over their valid steps only.
+sequences are pooled over their valid steps only. The concatenated vector is standardised per
+feature with batch normalisation (a per-sample LayerNorm would discard the vector's magnitude, which
+carries the class evidence in low-dimensional inputs).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class EarlyFusion(MERModel):
                  **kwargs) -> None:
         super().__init__(spec, **kwargs)
         in_dim = sum(m.dim for m in self.used_modalities)
-        self.norm = nn.LayerNorm(in_dim)
+        self.norm = nn.BatchNorm1d(in_dim)
         self.head = MLP(in_dim, hidden, spec.target_dim, layers=layers, dropout=dropout)
 
     def forward(self, batch: Batch) -> ModelOutput:

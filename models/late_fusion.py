@@ -2,7 +2,7 @@
 
 Decision-level fusion baseline (as MMSA's ``lf_dnn`` family, with mean-pooling instead of its
 recurrent encoders). Logits are averaged for classification and distributions, scores for
-regression. Runs on every spec.
+regression. Runs on every spec. Inputs are standardised per feature with batch normalisation.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class LateFusion(MERModel):
                  **kwargs) -> None:
         super().__init__(spec, **kwargs)
         self.branches = nn.ModuleDict({
-            m.name: nn.Sequential(nn.LayerNorm(m.dim), MLP(m.dim, hidden, spec.target_dim, layers, dropout))
+            m.name: nn.Sequential(nn.BatchNorm1d(m.dim), MLP(m.dim, hidden, spec.target_dim, layers, dropout))
             for m in self.used_modalities
         })
 

@@ -136,3 +136,25 @@ def test_task_losses(task):
     m.log = lambda *a, **k: None
     loss, _ = m._step(b, "train")
     assert torch.allclose(loss, expect + 0.25, atol=1e-6)
+
+
+def test_batched_fetch_equals_collate_of_samples():
+    from datamodules.base import TensorSampleDataset
+
+    g = torch.Generator().manual_seed(0)
+    n = 7
+    lengths = torch.tensor([3, 5, 1, 5, 2, 4, 5])
+    seq = torch.randn(n, 5, 3, generator=g)
+    seq[torch.arange(5)[None, :] >= lengths[:, None]] = 9.0  # garbage beyond the lengths must not leak
+    ds = TensorSampleDataset(x={"seq": seq, "vec": torch.randn(n, 2, generator=g)}, lengths={"seq": lengths},
+                             y=torch.randn(n, 3, generator=g).softmax(-1), label=torch.tensor([0, 1, 2, 0, 1, 2, 0]),
+                             ids=[f"i{k}" for k in range(n)], groups=[f"g{k % 3}" for k in range(n)],
+                             meta={"conflict": torch.tensor([0, 1, 0, 0, 1, 0, 1.0])})
+    idx = [4, 0, 2, 6]
+    fast, slow = ds.__getitems__(idx), collate([ds[i] for i in idx])
+    assert fast.ids == slow.ids and fast.groups == slow.groups
+    for name in ("seq", "vec"):
+        assert torch.equal(fast.x[name], slow.x[name]) and torch.equal(fast.mask[name], slow.mask[name])
+    assert torch.equal(fast.y, slow.y) and torch.equal(fast.label, slow.label)
+    assert torch.equal(fast.meta["conflict"], slow.meta["conflict"])
+    assert (fast.x["seq"][2, 1:] == 0).all()  # the length-1 sample is zero-padded

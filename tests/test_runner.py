@@ -1,0 +1,133 @@
+"""The runner and CLI end to end on the small synthetic preset: records, skip/resume, interruption,
+leaderboard determinism, and one-line errors."""
+import json
+import signal
+
+import pytest
+import torch
+
+from benchmarks.cli import main
+from benchmarks.leaderboard import write_leaderboard
+from benchmarks.records import read_record
+from benchmarks.runner import RunSettings, plan, run_sweep
+from models.early_fusion import EarlyFusion
+from models.registry import register_model
+
+FAST = ["--max-epochs", "3", "--no-progress", "--logger", "none"]
+
+
+def bench(*args):
+    return main(list(args))
+
+
+def records_in(root):
+    return sorted(p for p in root.rglob("*.json"))
+
+
+def test_run_writes_records_skips_on_rerun_and_leaderboard_is_deterministic(tmp_path, capsys):
+    res = tmp_path / "results"
+    assert bench("run", "--model", "early_fusion", "--data", "synthetic", "--seeds", "0", "1",
+                 "--results", str(res), *FAST) == 0
+    files = records_in(res)
+    assert len(files) == 2
+    rec = read_record(files[0])
+    for key in ("model", "data", "data_fingerprint", "protocol", "fold", "seed", "config", "test", "best_epoch",
+                "wall_time_s", "train_samples_per_s", "params", "peak_memory_mb", "versions", "git_commit",
+                "hardware", "synthetic", "limit", "strata"):
+        assert key in rec, key
+    assert rec["synthetic"] is True and rec["selection"]["monitor"] == "val/wa"
+    assert 0 <= rec["best_epoch"] < 3 and rec["params"] > 0
+    assert set(rec["strata"]) == {"conflict", "consistent"}
+    assert rec["strata"]["conflict"]["n"] + rec["strata"]["consistent"]["n"] == rec["split_sizes"]["test"]
+    out = capsys.readouterr().out
+    assert "Test results" in out and "wa" in out
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    assert bench("run", "--model", "early_fusion", "--data", "synthetic", "--seeds", "0", "1",
+                 "--results", str(res), *FAST) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert [f.stat().st_mtime_ns for f in records_in(res)] == mtimes
+    a, b = tmp_path / "a.md", tmp_path / "b.md"
+    assert bench("leaderboard", "--results", str(res), "--out", str(a)) == 0
+    assert bench("leaderboard", "--results", str(res), "--out", str(b)) == 0
+    assert a.read_bytes() == b.read_bytes()
+    text = a.read_text()
+    assert "### synthetic" in text and "`early_fusion`" in text and "Bayes limit" in text
+    assert "## Real datasets" in text
+
+
+def test_changed_settings_get_their_own_records_and_row(tmp_path):
+    res = tmp_path / "r"
+    for extra in ([], ["--set", "modalities=vision"]):
+        assert bench("run", "--model", "early_fusion", "--data", "synthetic", "--seeds", "0", "--results", str(res),
+                     *FAST, *extra) == 0
+    files = records_in(res)
+    assert len(files) == 2
+    variants = sorted(read_record(f)["variant"] for f in files)
+    assert variants == ["", "modalities=vision"]
+    text = write_leaderboard(res, tmp_path / "lb.md")
+    assert "`early_fusion` [modalities=vision]" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--model", "nope", "--data", "synthetic"], "unknown model 'nope'"),
+    (["run", "--model", "early_fusion", "--data", "synthetc"], "Did you mean synthetic"),
+    (["run", "--model", "early_fusion", "--data", "synthetic", "--set", "hiddn=3"], "unknown setting 'hiddn'"),
+    (["run", "--model", "early_fusion", "--data", "synthetic", "--set", "hidden"], "expects key=value"),
+    (["run", "--model", "early_fusion", "--data", "synthetic", "--folds", "Ses09"], "unknown fold"),
+    (["leaderboard", "--results", "/nonexistent/results"], "does not exist"),
+    (["run", "--model", "early_fusion", "--data", "synthetic", "--plugin", "no_such_module_xyz"], "cannot import"),
+])
+def test_bad_input_is_one_clear_line(args, message, capsys, tmp_path):
+    assert bench(*args, *([] if args[0] != "run" else ["--results", str(tmp_path)])) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_set_routes_to_model_trainer_and_datamodule():
+    p = plan(RunSettings(model="early_fusion", data="synthetic",
+                         overrides={"hidden": 16, "patience": 2, "conflict_rate": 0.0}, max_epochs=4))
+    assert p.model_kwargs == {"hidden": 16}
+    assert p.trainer["patience"] == 2 and p.trainer["max_epochs"] == 4
+    assert p.dm_kwargs == {"conflict_rate": 0.0}
+    assert p.variant == "conflict_rate=0.0,hidden=16,patience=2"
+    base = plan(RunSettings(model="early_fusion", data="synthetic"))
+    assert base.variant == "" and base.cfg != p.cfg
+
+
+_INTERRUPT = {"on": False}
+
+
+@register_model("_interrupting")
+class Interrupting(EarlyFusion):
+    """Early fusion that simulates Ctrl-C in its second epoch while _INTERRUPT['on'] is set."""
+
+    def training_step(self, batch, batch_idx):
+        if _INTERRUPT["on"] and self.current_epoch == 1:
+            raise KeyboardInterrupt
+        return super().training_step(batch, batch_idx)
+
+
+def test_interrupted_run_leaves_no_record_and_resumes(tmp_path, capsys):
+    res = tmp_path / "r"
+    s = RunSettings(model="_interrupting", data="synthetic", seeds=[0, 1], max_epochs=3, results=str(res),
+                    logger="none", progress=False)
+    old = signal.getsignal(signal.SIGINT)
+    _INTERRUPT["on"] = True
+    try:
+        with pytest.raises(SystemExit):  # Lightning's graceful shutdown exits after Ctrl-C
+            run_sweep(s)
+    finally:
+        signal.signal(signal.SIGINT, old)  # Lightning ignores further Ctrl-C during shutdown
+        _INTERRUPT["on"] = False
+    assert records_in(res) == [] and not list(res.rglob(".tmp-*"))
+    assert "no record was written" in capsys.readouterr().out
+    run_sweep(s)
+    assert len(records_in(res)) == 2
+
+
+def test_record_is_valid_json_with_finite_test_metrics(tmp_path):
+    recs = run_sweep(RunSettings(model="late_fusion", data="synthetic", seeds=[3], max_epochs=2,
+                                 results=str(tmp_path), logger="none", progress=False))
+    rec = json.loads(records_in(tmp_path)[0].read_text())
+    assert rec == json.loads(json.dumps(recs[0]))
+    assert all(torch.isfinite(torch.tensor(v)) for v in rec["test"].values())
