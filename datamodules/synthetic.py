@@ -117,7 +117,7 @@ __all__ = [
     "draw_samples",
 ]
 
-GENERATOR_VERSION = 1  # bump whenever the generated numbers change for the same settings
+GENERATOR_VERSION = 3  # bump whenever the generated numbers change for the same settings
 MC_SEED = 7_919_000_001  # the Monte-Carlo stream for limits, separate from every data_seed
 _CHUNK = 512  # samples generated per step (fixed: the random stream depends on it)
 _POST_CHUNK = 2048
@@ -129,7 +129,14 @@ _POST_CHUNK = 2048
 @dataclass(frozen=True)
 class SynthModality:
     """One generated stream. ``seq_len=None`` = a vector; else lengths are U{min_len..seq_len}
-    and the first ``onset`` steps carry noise only."""
+    and the first ``onset`` steps carry noise only.
+
+    ``latent_dim``: if set (< dim), the prototypes and the unit-variance noise live in a fixed
+    random ``latent_dim``-dimensional subspace, and the noise in the remaining directions has
+    standard deviation ``ambient_noise`` (like real embeddings, whose variance concentrates in few
+    directions). Since every prototype lies in that subspace, the posterior formula is unchanged
+    (Sigma^-1 mu = mu) and so is the Bayes limit; only learning from finite data gets easier.
+    """
 
     name: str
     dim: int
@@ -138,10 +145,14 @@ class SynthModality:
     amplitude: float
     min_len: int = 1
     onset: int = 0
+    latent_dim: int | None = None
+    ambient_noise: float = 1.0
 
     def __post_init__(self) -> None:
         if self.seq_len is not None and not (0 <= self.onset < self.min_len <= self.seq_len):
             raise ValueError(f"modality {self.name!r}: need 0 <= onset < min_len <= seq_len")
+        if self.latent_dim is not None and not 0 < self.latent_dim < self.dim:
+            raise ValueError(f"modality {self.name!r}: need 0 < latent_dim < dim")
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,7 @@ class SynthPreset:
         return d
 
 
+_CLIP_SHARPNESS = 2.0  # temperature of the per-clip distributions (see _clip_distributions)
 _IEMOCAP_COUNTS = (1636, 1708, 1084, 1103)  # hap, neu, sad, ang (4-way, exc merged into hap)
 
 PRESETS: dict[str, SynthPreset] = {
@@ -198,8 +210,8 @@ PRESETS: dict[str, SynthPreset] = {
     "synthetic-mosei": SynthPreset(
         name="synthetic-mosei", task="regression", class_names=("negative", "neutral", "positive"),
         modalities=(
-            SynthModality("text", 768, 50, "text", amplitude=0.32, min_len=20, onset=0),
-            SynthModality("audio", 74, 50, "audio", amplitude=0.26, min_len=20, onset=2),
+            SynthModality("text", 768, 50, "text", amplitude=0.32, min_len=20, onset=0, latent_dim=32, ambient_noise=0.25),
+            SynthModality("audio", 74, 50, "audio", amplitude=0.26, min_len=20, onset=2, latent_dim=32, ambient_noise=0.25),
             SynthModality("vision", 35, 50, "visual", amplitude=0.26, min_len=20, onset=4),
         ),
         prior=(0.06, 0.12, 0.18, 0.22, 0.20, 0.14, 0.08), conflict_rate=0.2,
@@ -209,9 +221,9 @@ PRESETS: dict[str, SynthPreset] = {
     "synthetic-iemocap": SynthPreset(
         name="synthetic-iemocap", task="classification", class_names=("hap", "neu", "sad", "ang"),
         modalities=(
-            SynthModality("audio", 768, 60, "audio", amplitude=0.21, min_len=20, onset=5),
-            SynthModality("video", 768, 30, "visual", amplitude=0.25, min_len=10, onset=3),
-            SynthModality("text", 768, None, "text", amplitude=1.6),
+            SynthModality("audio", 768, 60, "audio", amplitude=0.21, min_len=20, onset=5, latent_dim=32, ambient_noise=0.25),
+            SynthModality("video", 768, 30, "visual", amplitude=0.25, min_len=10, onset=3, latent_dim=32, ambient_noise=0.25),
+            SynthModality("text", 768, None, "text", amplitude=1.6, latent_dim=32, ambient_noise=0.25),
         ),
         prior=tuple(c / sum(_IEMOCAP_COUNTS) for c in _IEMOCAP_COUNTS), conflict_rate=0.25,
         primary_metric="ua", primary_direction="max", protocol="leave_one_out", group_label="session",
@@ -222,14 +234,14 @@ PRESETS: dict[str, SynthPreset] = {
         class_names=("Inspired", "Alert", "Excited", "Enthusiastic", "Determined",
                      "Afraid", "Upset", "Nervous", "Scared", "Distressed"),
         modalities=(
-            SynthModality("eeg", 90, None, "physiological", amplitude=1.7),
+            SynthModality("eeg", 90, None, "physiological", amplitude=1.7, latent_dim=32, ambient_noise=0.25),
             SynthModality("gsr", 28, None, "physiological", amplitude=1.2),
             SynthModality("ppg", 27, None, "physiological", amplitude=1.2),
-            SynthModality("video", 768, None, "behavioral", amplitude=1.7),
+            SynthModality("video", 768, None, "behavioral", amplitude=1.7, latent_dim=32, ambient_noise=0.25),
         ),
         prior=tuple([1.0 / 32] * 32), conflict_rate=0.2, primary_metric="chebyshev",
         primary_direction="min", protocol="leave_one_out", group_label="subject",
-        n_mc=2_000, n_groups=8, n_per_group=32 * 6,
+        n_mc=2_000, n_groups=8, n_per_group=32 * 12,
     ),
 }
 
@@ -250,6 +262,7 @@ def _derive_seed(*parts: Any) -> int:
 @dataclass(frozen=True)
 class _World:
     prototypes: dict[str, Tensor]  # modality -> (K, D) float32
+    bases: dict[str, Tensor]  # modality -> (D, latent_dim) orthonormal columns, where latent_dim is set
     dist: Tensor | None  # (K, C) float64 per-clip distributions (distribution task)
     level_to_grid: np.ndarray | None  # (K, len(_Y_GRID)) p(y | k) (regression task)
 
@@ -258,15 +271,20 @@ class _World:
 def _world(preset: SynthPreset, data_seed: int) -> _World:
     g = torch.Generator().manual_seed(_derive_seed("world", GENERATOR_VERSION, preset.name, data_seed))
     K = preset.num_latent
-    protos = {}
+    protos, bases = {}, {}
     for m in preset.modalities:
-        w = torch.randn(K, m.dim, generator=g, dtype=torch.float64)
-        if m.dim >= K:
-            q, r = torch.linalg.qr(w.T)  # (D, K) with orthonormal columns
+        d = m.latent_dim or m.dim
+        w = torch.randn(K, d, generator=g, dtype=torch.float64)
+        if d >= K:
+            q, r = torch.linalg.qr(w.T)  # (d, K) with orthonormal columns
             q = q * torch.sign(torch.diagonal(r))[None, :]
             w = q.T
         else:
             w = w / w.norm(dim=1, keepdim=True)
+        if m.latent_dim is not None:
+            basis, _ = torch.linalg.qr(torch.randn(m.dim, d, generator=g, dtype=torch.float64))
+            bases[m.name] = basis.float().contiguous()
+            w = w @ basis.T  # unit-norm prototypes inside the subspace
         protos[m.name] = w.float().contiguous()
     dist = None
     grid = None
@@ -278,7 +296,7 @@ def _world(preset: SynthPreset, data_seed: int) -> _World:
             for off, p in zip(_Y_OFFSETS, _Y_OFFSET_PROBS):
                 y = min(max(k - 3 + off / 3.0, -3.0), 3.0)
                 grid[k, int(round((y + 3.0) * 3))] += p
-    return _World(protos, dist, grid)
+    return _World(protos, bases, dist, grid)
 
 
 def _clip_distributions(g: torch.Generator, K: int, C: int) -> Tensor:
@@ -304,7 +322,15 @@ def _clip_distributions(g: torch.Generator, K: int, C: int) -> Tensor:
             share = 0.3 + 0.4 * w[k]
             levels[k] = torch.stack([1.5 * share, 1.5 * (1 - share)]) + 0.1 * jitter[k]
     logits = levels[:, block] + item[None, :] + noise
-    return torch.softmax(logits, dim=1)
+    # D_kj = P(block of j | k) * P(j | its block, k). The block balance is that of the logits above;
+    # within a block the item logits are sharpened so that, as in DMER, one or a few items dominate
+    # (a uniform prediction then scores a Chebyshev distance in DMER's typical 0.1-0.3 range,
+    # methods/helo.md section 9), while mixed clips keep mass on both blocks.
+    block_mass = torch.stack([torch.softmax(logits, dim=1)[:, block == b].sum(1) for b in (0, 1)], dim=1)
+    within = torch.zeros_like(logits)
+    for b in (0, 1):
+        within[:, block == b] = torch.softmax(_CLIP_SHARPNESS * (item + noise)[:, block == b], dim=1)
+    return block_mass[:, block] * within
 
 
 # ----------------------------------------------------------------------------------------
@@ -334,6 +360,10 @@ def _draw_chunk(preset: SynthPreset, world: _World, k: Tensor, g: torch.Generato
         shape = (n, m.dim) if m.seq_len is None else (n, m.seq_len, m.dim)
         xm = out[m.name] if out is not None else torch.empty(shape)
         torch.randn(shape, generator=g, out=xm)  # N(0, 1) noise everywhere
+        if m.latent_dim is not None:  # keep unit noise inside the subspace, shrink it outside
+            basis = world.bases[m.name]
+            inside = (xm @ basis) @ basis.T
+            xm.mul_(m.ambient_noise).add_(inside, alpha=1.0 - m.ambient_noise)
         if m.seq_len is None:
             xm.add_(signal)
         else:
