@@ -25,6 +25,10 @@ ORDER = {  # column order per task, primary first is applied on top of this
 }
 
 
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
 def _clean(values: list[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and not math.isnan(float(v))]
 
@@ -75,14 +79,14 @@ def _table(recs: list[dict[str, Any]]) -> list[str]:
                                                           for m in metrics]
     if has_strata:
         head += [f"{primary} conflicting", f"{primary} consistent"]
-    head += ["params", "train s/run (median)", "samples/s (median)", "peak RSS MB (median)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    head += ["params", "train s/run (median)", "samples/s (median)", "peak RSS MB (median, per run)"]
+    lines = [_row(head), "|" + "|".join(["---"] * len(head)) + "|"]
     limit = recs[0].get("limit")
     if limit:
         cells = ["–", f"*Bayes limit* ({limit.get('method', 'Monte-Carlo')})", "–", "–", "–",
                  f"{limit['value']:.4f} ± {limit['se']:.4f} (MC se)"] + [""] * (len(metrics) - 1)
         cells += ([""] * 2 if has_strata else []) + [""] * 4
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     for rank, ((model, variant), rs) in enumerate(sorted(rows.items(), key=key), 1):
         name = f"`{model}`" + (f" [{variant}]" if variant else "")
         cells = [str(rank), name, str(len(rs)), str(len({r['seed'] for r in rs})), str(len({r['fold'] for r in rs}))]
@@ -93,7 +97,7 @@ def _table(recs: list[dict[str, Any]]) -> list[str]:
         cells += [_median([r.get("params") for r in rs], ",.0f"), _median([r.get("train_time_s") for r in rs], ".1f"),
                   _median([r.get("train_samples_per_s") for r in rs], ",.0f"),
                   _median([r.get("peak_memory_mb", {}).get("process_rss") for r in rs], ",.0f")]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     return lines
 
 

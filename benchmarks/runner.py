@@ -6,14 +6,15 @@ whose record exists (same settings) is skipped unless ``force``; an interrupted 
 """
 from __future__ import annotations
 
+import gc
 import inspect
-import json
 import math
 import os
 import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,11 +169,47 @@ def _wandb_credentials() -> bool:
         return False
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+class PeakRSS:
+    """Peak resident memory of this process during a block, in MB: a thread reads
+    /proc/self/statm every 20 ms (where there is no /proc, the process-lifetime peak instead)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0
+
+    def _read(self) -> float:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * self._page_mb
+        except OSError:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, self._read())
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak_mb = self._read()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._read())
 
 
 def run_one(s: RunSettings, p: Plan, fold: str, seed: int, path: Path) -> dict[str, Any] | None:
+    """Train, select on validation, test, and write the record; returns it (None off rank zero)."""
+    gc.collect()  # free the previous run's data before measuring this one
+    with PeakRSS() as mem:
+        return _train_and_test(s, p, fold, seed, path, mem)
+
+
+def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, mem: PeakRSS) -> dict[str, Any] | None:
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -232,7 +269,7 @@ def run_one(s: RunSettings, p: Plan, fold: str, seed: int, path: Path) -> dict[s
         "params": int(model.num_parameters()),
         "wall_time_s": round(wall, 3), "train_time_s": round(tput.train_time, 3),
         "train_samples_per_s": round(tput.samples_per_s, 1),
-        "peak_memory_mb": {"process_rss": round(_peak_rss_mb(), 1),
+        "peak_memory_mb": {"process_rss": round(max(mem.peak_mb, mem._read()), 1),
                            **({"gpu_allocated": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
                               if torch.cuda.is_available() else {})},
         "versions": package_versions(), "git_commit": git_commit(), "hardware": hardware(),

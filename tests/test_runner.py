@@ -131,3 +131,18 @@ def test_record_is_valid_json_with_finite_test_metrics(tmp_path):
     rec = json.loads(records_in(tmp_path)[0].read_text())
     assert rec == json.loads(json.dumps(recs[0]))
     assert all(torch.isfinite(torch.tensor(v)) for v in rec["test"].values())
+
+
+def test_list_and_info(capsys):
+    assert bench("list") == 0
+    out = capsys.readouterr().out
+    for name in ("early_fusion", "late_fusion", "prior", "synthetic", "synthetic-mosei", "synthetic-iemocap",
+                 "synthetic-physio"):
+        assert name in out
+    assert "synthetic (always available)" in out
+    assert bench("info", "--data", "synthetic-iemocap", "--fold", "Ses02") == 0
+    out = capsys.readouterr().out
+    assert "leave_one_out" in out and "Ses01, Ses02, Ses03, Ses04, Ses05" in out
+    assert "test  (fold Ses02)" in out and "Bayes limit of ua" in out and "hap " in out
+    assert bench("info", "--data", "synthetic", "--set", "conflict_rate=0.0") == 0
+    assert "conflicting 0" in capsys.readouterr().out
