@@ -25,14 +25,21 @@ rate ``r``; per modality an amplitude ``a_m`` (the preset's SNR times ``snr_scal
   modalities are offset in time): steps ``t < delta_m`` are pure noise, steps
   ``delta_m <= t < L`` are ``a_m mu^m_{k_m} + e_t``, and the padding after ``L`` is zero (the
   batch mask hides it).
+* Wide modalities (``latent_dim`` set, e.g. the 768-d embeddings): the prototypes lie in a fixed
+  random ``latent_dim``-dimensional subspace, and the noise has unit variance inside it and
+  standard deviation ``ambient_noise`` outside (as real embeddings, whose variance sits in few
+  directions). Because every prototype lies in the subspace, the posterior below is unchanged and
+  so is the limit; only learning the prototypes from a few thousand samples becomes possible.
 * Targets. Classification: ``y = k``. Sentiment regression (``synthetic-mosei``): seven latent
   levels and ``y = clip(k - 3 + j/3, -3, 3)`` with ``j`` in ``{-1, 0, +1}`` drawn with
   probabilities ``(1/4, 1/2, 1/4)`` independently of the features, so ``y`` lives on the grid of
   multiples of 1/3 and exact zeros occur, as in MOSEI. Distribution (``synthetic-physio``): the
   latent class is one of 32 film clips and ``y = D_k``, a fixed distribution over the ten short
   PANAS items; clips 0-7 are positive (mass on the positive-affect items), 8-15 negative, 16-31
-  mixed (mass on both blocks). Each row is ``softmax(block level + item effect + small noise)``,
-  so items of one block rise and fall together; all entries are > 0 and rows sum to 1.
+  mixed (mass on both blocks). Row ``k`` is ``P(block | k) * P(item | block, k)``: the block
+  masses are those of ``softmax(block level + item effect + small noise)``, so items of one block
+  rise and fall together, and within a block the item logits are sharpened so that one or a few
+  items dominate, as in DMER; all entries are > 0 and rows sum to 1.
 
 Exact posterior
 ---------------
