@@ -64,16 +64,19 @@ def _table(recs: list[dict[str, Any]]) -> list[str]:
     metrics = [m for m in ORDER.get(task, []) if m in recs[0]["test"]]
     metrics = [primary] + [m for m in metrics if m != primary]
     has_strata = any(r.get("strata") for r in recs)
-    rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in recs:
-        rows[(r["model"], r.get("variant", ""))].append(r)
+    rows: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:  # one row per configuration: records of different settings are never averaged
+        rows[(r["model"], r.get("variant", ""), r.get("config_hash", ""))].append(r)
+    labels = defaultdict(set)
+    for model, variant, cfg in rows:
+        labels[(model, variant)].add(cfg)
 
     def key(item):
-        (model, variant), rs = item
+        (model, variant, cfg), rs = item
         vals = _clean([r["test"].get(primary) for r in rs])
         m = statistics.mean(vals) if vals else math.nan
         score = (-m if direction == "max" else m) if not math.isnan(m) else math.inf
-        return (score, model, variant)
+        return (score, model, variant, cfg)
 
     head = ["rank", "model", "runs", "seeds", "folds"] + [f"{'**' + m + '**' if m == primary else m} {_arrow(m)}"
                                                           for m in metrics]
@@ -87,8 +90,10 @@ def _table(recs: list[dict[str, Any]]) -> list[str]:
                  f"{limit['value']:.4f} ± {limit['se']:.4f} (MC se)"] + [""] * (len(metrics) - 1)
         cells += ([""] * 2 if has_strata else []) + [""] * 4
         lines.append(_row(cells))
-    for rank, ((model, variant), rs) in enumerate(sorted(rows.items(), key=key), 1):
+    for rank, ((model, variant, cfg), rs) in enumerate(sorted(rows.items(), key=key), 1):
         name = f"`{model}`" + (f" [{variant}]" if variant else "")
+        if len(labels[(model, variant)]) > 1:  # same label, different settings (e.g. changed defaults)
+            name += f" (config {cfg})"
         cells = [str(rank), name, str(len(rs)), str(len({r['seed'] for r in rs})), str(len({r['fold'] for r in rs}))]
         cells += [mean_std([r["test"].get(m) for r in rs]) for m in metrics]
         if has_strata:

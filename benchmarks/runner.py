@@ -10,11 +10,8 @@ import gc
 import inspect
 import math
 import os
-import resource
 import statistics
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,7 @@ from datamodules.registry import get_datamodule_class
 from datamodules.spec import UserInputError
 from models.registry import get_model_class, model_hparam_defaults
 
+from .throughput import PeakRSS
 from .records import (SCHEMA, config_hash, git_commit, hardware, package_versions, read_record,
                       record_path, write_atomic)
 
@@ -129,7 +127,7 @@ def plan(s: RunSettings) -> Plan:
             raise UserInputError(f"unknown setting {key!r} for model {s.model!r} on {s.data!r}; "
                                  f"valid keys: {', '.join(valid)}")
     variant = ",".join(f"{k}={overrides[k]}" for k in sorted(overrides)
-                       if k not in ("max_epochs",) and overrides[k] != recipe.get(k, mdefaults.get(k, object())))
+                       if overrides[k] != recipe.get(k, mdefaults.get(k, object())))
     effective = {**mdefaults, **model_kwargs}
     config = {"model": s.model, "data": s.data, "model_hparams": effective, "data_options": dm_kwargs,
               "train": trainer}
@@ -167,39 +165,6 @@ def _wandb_credentials() -> bool:
         return "api.wandb.ai" in netrc.read_text()
     except OSError:
         return False
-
-
-class PeakRSS:
-    """Peak resident memory of this process during a block, in MB: a thread reads
-    /proc/self/statm every 20 ms (where there is no /proc, the process-lifetime peak instead)."""
-
-    def __init__(self, interval: float = 0.02) -> None:
-        self.interval = interval
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0
-
-    def _read(self) -> float:
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * self._page_mb
-        except OSError:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak_mb = max(self.peak_mb, self._read())
-
-    def __enter__(self) -> "PeakRSS":
-        self.peak_mb = self._read()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_mb = max(self.peak_mb, self._read())
 
 
 def run_one(s: RunSettings, p: Plan, fold: str, seed: int, path: Path) -> dict[str, Any] | None:
@@ -269,7 +234,7 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
         "params": int(model.num_parameters()),
         "wall_time_s": round(wall, 3), "train_time_s": round(tput.train_time, 3),
         "train_samples_per_s": round(tput.samples_per_s, 1),
-        "peak_memory_mb": {"process_rss": round(max(mem.peak_mb, mem._read()), 1),
+        "peak_memory_mb": {"process_rss": round(max(mem.peak_mb, mem.current_mb()), 1),
                            **({"gpu_allocated": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
                               if torch.cuda.is_available() else {})},
         "versions": package_versions(), "git_commit": git_commit(), "hardware": hardware(),

@@ -1,7 +1,6 @@
 """Small building blocks shared by several models."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 

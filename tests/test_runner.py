@@ -63,9 +63,9 @@ def test_changed_settings_get_their_own_records_and_row(tmp_path):
     files = records_in(res)
     assert len(files) == 2
     variants = sorted(read_record(f)["variant"] for f in files)
-    assert variants == ["", "modalities=vision"]
+    assert variants == ["max_epochs=3", "max_epochs=3,modalities=vision"]
     text = write_leaderboard(res, tmp_path / "lb.md")
-    assert "`early_fusion` [modalities=vision]" in text
+    assert "`early_fusion` [max_epochs=3,modalities=vision]" in text
 
 
 @pytest.mark.parametrize("args, message", [
@@ -89,7 +89,7 @@ def test_set_routes_to_model_trainer_and_datamodule():
     assert p.model_kwargs == {"hidden": 16}
     assert p.trainer["patience"] == 2 and p.trainer["max_epochs"] == 4
     assert p.dm_kwargs == {"conflict_rate": 0.0}
-    assert p.variant == "conflict_rate=0.0,hidden=16,patience=2"
+    assert p.variant == "conflict_rate=0.0,hidden=16,max_epochs=4,patience=2"
     base = plan(RunSettings(model="early_fusion", data="synthetic"))
     assert base.variant == "" and base.cfg != p.cfg
 
@@ -146,3 +146,17 @@ def test_list_and_info(capsys):
     assert "test  (fold Ses02)" in out and "Bayes limit of ua" in out and "hap " in out
     assert bench("info", "--data", "synthetic", "--set", "conflict_rate=0.0") == 0
     assert "conflicting 0" in capsys.readouterr().out
+
+
+def test_leaderboard_never_averages_different_settings(tmp_path):
+    res = tmp_path / "r"
+    for extra in (["--max-epochs", "2"], ["--max-epochs", "3"]):
+        assert bench("run", "--model", "prior", "--data", "synthetic", "--seeds", "0", "--results", str(res),
+                     "--no-progress", "--logger", "none", *extra) == 0
+    text = write_leaderboard(res, tmp_path / "lb.md")
+    assert "`prior` [max_epochs=2]" in text and "`prior` [max_epochs=3]" in text
+    recs = [read_record(f) for f in records_in(res)]
+    recs[1]["variant"] = recs[0]["variant"] = "same-label"  # as if two commits had different defaults
+    from benchmarks.leaderboard import render
+    text = render(recs)
+    assert text.count("[same-label] (config ") == 2
