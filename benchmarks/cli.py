@@ -157,6 +157,8 @@ def cmd_info(a: argparse.Namespace) -> int:
     for key, value in info.items():
         if key not in ("spec", "fold", "train", "val", "test"):
             print(f"  {key}: {value}")
+    for note in dm.notes():
+        print(f"  note: {note}")
     limit = dm.limit()
     if limit:
         print(f"  Bayes limit of {limit['metric']}: {limit['value']:.4f} ± {limit['se']:.4f} "

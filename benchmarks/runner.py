@@ -187,6 +187,8 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
     batch_size = int(p.trainer["batch_size"])
     dm = p.dm_cls(data_dir=s.data_dir, fold=fold, seed=seed, batch_size=batch_size, **p.dm_kwargs)
     dm.setup("fit")
+    for note in dm.notes():
+        s.echo(f"  data: {note}")
     model = create_model(s.model, dm.spec, **p.model_kwargs)
     spec = dm.spec
     monitor = f"val/{spec.primary_metric}"
@@ -213,6 +215,12 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
         best_epoch = int(Path(ckpt.best_model_path).stem.split("=")[1])
         best_val = float(ckpt.best_model_score)
         trainer.test(model, datamodule=dm, ckpt_path=ckpt.best_model_path, verbose=False)
+        main_results = model.test_results
+        extra = {}
+        for name, ds in dm.extra_test_sets().items():
+            trainer.test(model, dataloaders=dm._loader(ds, train=False), verbose=False)
+            extra[name] = model.test_results["test"]
+        model.test_results = main_results
         wall = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return None
@@ -229,7 +237,8 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
         "split_groups": {k: info[k]["groups"] for k in ("train", "val", "test") if k in info},
         "selection": {"monitor": monitor, "mode": spec.primary_direction, "best_val": best_val},
         "best_epoch": best_epoch, "epochs_run": int(trainer.current_epoch),
-        "test": model.test_results["test"], "strata": model.test_results["strata"],
+        "test": model.test_results["test"], "strata": model.test_results["strata"], "test_extra": extra,
+        "data_notes": dm.notes(),
         "limit": dm.limit(),
         "params": int(model.num_parameters()),
         "wall_time_s": round(wall, 3), "train_time_s": round(tput.train_time, 3),

@@ -132,6 +132,15 @@ class MERDataModule(L.LightningDataModule):
         known (synthetic presets); ``modalities`` asks for the limit given only those inputs."""
         return None
 
+    def notes(self) -> list[str]:
+        """Facts about the loaded data a reader must see (repaired values, checksums, feature
+        provenance); printed by ``bench run`` and ``bench info`` and stored in every record."""
+        return []
+
+    def extra_test_sets(self) -> dict[str, TensorSampleDataset]:
+        """Further test sets reported beside the main one (e.g. MER2023's MER-NOISE)."""
+        return {}
+
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {"spec": self.spec, "fold": self.resolve_fold()}
         for split in ("train", "val", "test"):

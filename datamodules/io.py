@@ -1,0 +1,115 @@
+"""Shared file handling for the real datamodules: clear errors, checksums, repairs of dirty values
+and a memory-mapped ``.npy`` cache.
+
+Every loader reports problems with :class:`DataError` (file, field, expected, found) or
+:func:`missing_dataset` (where to get the data and which synthetic preset has the same shapes).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .spec import UserInputError
+
+
+class DataError(UserInputError):
+    """A malformed or inconsistent dataset file."""
+
+    def __init__(self, file: str | Path, field: str, expected: str, found: Any) -> None:
+        self.file, self.field, self.expected, self.found = str(file), field, expected, found
+        super().__init__(f"{file}: field {field!r}: expected {expected}, found {found}")
+
+
+def missing_dataset(name: str, path: str | Path | None, what: str, source: str, preset: str) -> UserInputError:
+    """The error for a dataset that is not there: what was looked for, where to get it, what to try."""
+    where = f"{path}" if path else "no --data-dir given and $AFFECTBENCH_DATA is not set"
+    return UserInputError(f"{name}: {what} not found ({where}). Get it from {source}; "
+                          f"meanwhile `--data {preset}` has the same shapes")
+
+
+def resolve_dir(name: str, data_dir: str | Path | None, what: str, source: str, preset: str) -> Path:
+    if not data_dir or not Path(data_dir).is_dir():
+        raise missing_dataset(name, data_dir, what, source, preset)
+    return Path(data_dir)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """A cheap identity for cache keys: size, mtime and the SHA-256 of the first and last MiB.
+    (Full SHA-256, for checks against published sums, is :func:`sha256_file`.)"""
+    p = Path(path)
+    st = p.stat()
+    h = hashlib.sha256(f"{st.st_size}:{int(st.st_mtime)}".encode())
+    with open(p, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def repair_nonfinite(arr: np.ndarray) -> dict[str, int]:
+    """Replace NaN, +inf and -inf by 0 **in place** (the reference loaders' rule) and count them."""
+    if not np.issubdtype(arr.dtype, np.floating):
+        return {"nan": 0, "posinf": 0, "neginf": 0}
+    nan = np.isnan(arr)
+    pos = np.isposinf(arr)
+    neg = np.isneginf(arr)
+    counts = {"nan": int(nan.sum()), "posinf": int(pos.sum()), "neginf": int(neg.sum())}
+    if any(counts.values()):
+        arr[nan | pos | neg] = 0
+    return counts
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("AFFECTBENCH_CACHE", Path.home() / ".cache" / "affectbench"))
+
+
+class NpyCache:
+    """A folder of ``.npy`` arrays plus ``meta.json``, written once and memory-mapped afterwards.
+
+    ``NpyCache(kind, key)`` lives at ``<cache root>/<kind>/<key>/``; ``key`` should be the source
+    file's fingerprint, so a changed source gets a new cache. Writing goes to a temporary folder
+    renamed into place, so an interrupted conversion never leaves a half cache.
+    """
+
+    def __init__(self, kind: str, key: str, root: Path | None = None) -> None:
+        self.path = (root or cache_root()) / kind / key
+
+    def exists(self) -> bool:
+        return (self.path / "meta.json").is_file()
+
+    def write(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.path.parent))
+        try:
+            for name, arr in arrays.items():
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+            (tmp / "meta.json").write_text(json.dumps({**meta, "arrays": sorted(arrays)}, sort_keys=True))
+            if self.path.exists():  # another process finished first
+                return
+            os.replace(tmp, self.path)
+        finally:
+            if tmp.exists():
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def meta(self) -> dict[str, Any]:
+        return json.loads((self.path / "meta.json").read_text())
+
+    def load(self, name: str, mmap: bool = True) -> np.ndarray:
+        return np.load(self.path / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
