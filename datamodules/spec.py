@@ -82,6 +82,12 @@ class DatasetSpec:
     score_range: tuple[float, float] | None = None  # regression targets only
     synthetic: bool = False
     extra: tuple[tuple[str, str], ...] = field(default=())  # free-form facts, e.g. (("text_encoder", "bert"),)
+    # Per-sample scores predicted beside the class (MER2023: ("valence",)); classification only.
+    # A model's prediction then has ``target_dim = num_classes + len(aux_scores)`` columns: the
+    # class logits first, then one column per score. Each score's target is ``Batch.meta[name]``
+    # (NaN = not labelled); the base model adds a masked MSE loss per score and the metric suite
+    # reports on it (see ``metrics.metric_suite``).
+    aux_scores: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -95,6 +101,8 @@ class DatasetSpec:
             raise ValueError(f"dataset {self.name!r}: primary_direction must be 'max' or 'min'")
         if self.task == "regression" and self.score_range is None:
             raise ValueError(f"dataset {self.name!r}: a regression spec needs score_range")
+        if self.aux_scores and self.task != "classification":
+            raise ValueError(f"dataset {self.name!r}: aux_scores are supported for classification only")
 
     # -- derived views -------------------------------------------------------
     @property
@@ -104,8 +112,9 @@ class DatasetSpec:
 
     @property
     def target_dim(self) -> int:
-        """Width of a model's prediction: 1 score for regression, else one logit per class."""
-        return 1 if self.task == "regression" else self.num_classes
+        """Width of a model's prediction: 1 score for regression, else one logit per class;
+        plus one column per auxiliary score (after the logits)."""
+        return (1 if self.task == "regression" else self.num_classes) + len(self.aux_scores)
 
     @property
     def modality_names(self) -> tuple[str, ...]:

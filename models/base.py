@@ -10,6 +10,12 @@ Prediction convention (``ModelOutput.pred``):
   the loss is KL(y ‖ softmax(pred)) with per-sample mean); regression → scores ``(B,)`` or ``(B, 1)``
   (L1 loss, as MMSA).
 
+Auxiliary scores: a spec with ``aux_scores`` (MER2023: valence) widens the prediction to
+``spec.target_dim`` columns, the class logits first and then one column per score. The base splits
+them: the task loss sees the logits, each score gets a masked MSE loss (equal weight, only on
+samples whose ``Batch.meta[name]`` is not NaN) logged as ``<stage>/aux_<name>_mse``, and the metric
+suite receives the full prediction plus the score targets. Models need no code for this.
+
 Auxiliary losses: ``ModelOutput.aux_losses`` maps a name to an already-weighted scalar; the total
 loss is task loss + their sum, and each is logged as ``<stage>/aux_<name>``.
 
@@ -56,10 +62,10 @@ class MERModel(L.LightningModule):
         self.weight_decay = float(self.RECIPE["weight_decay"] if weight_decay is None else weight_decay)
         self.used_modalities: tuple[ModalitySpec, ...] = self._select_modalities(modalities)
         self.save_hyperparameters(ignore=["spec"])
-        k = spec.num_classes
-        self.val_metrics = metric_suite(spec.task, k)
-        self.test_metrics = metric_suite(spec.task, k)
-        self.test_strata = nn.ModuleDict({s: metric_suite(spec.task, k) for s in STRATA})
+        k, aux = spec.num_classes, spec.aux_scores
+        self.val_metrics = metric_suite(spec.task, k, aux)
+        self.test_metrics = metric_suite(spec.task, k, aux)
+        self.test_strata = nn.ModuleDict({s: metric_suite(spec.task, k, aux) for s in STRATA})
         self.register_buffer("_strata_counts", torch.zeros(len(STRATA), dtype=torch.long), persistent=False)
         self.test_results: dict[str, Any] = {}
 
@@ -94,12 +100,30 @@ class MERModel(L.LightningModule):
             return F.softmax(pred.float(), dim=-1)
         return pred
 
+    def aux_score_losses(self, pred: Tensor, batch: Batch) -> dict[str, Tensor]:
+        """Masked MSE of each auxiliary score column (see the module docstring)."""
+        out = {}
+        n_main = self.spec.target_dim - len(self.spec.aux_scores)
+        for j, name in enumerate(self.spec.aux_scores):
+            target = batch.meta[name].float()
+            labelled = ~torch.isnan(target)
+            err = torch.where(labelled, pred[:, n_main + j] - torch.nan_to_num(target), torch.zeros_like(target))
+            out[f"{name}_mse"] = (err * err).sum() / labelled.sum().clamp(min=1)
+        return out
+
+    def _aux_targets(self, batch: Batch) -> list[Tensor]:
+        return [batch.meta[name] for name in self.spec.aux_scores]
+
     def _step(self, batch: Batch, stage: str) -> tuple[Tensor, ModelOutput]:
         out = self(batch)
-        task = self.task_loss(out.pred, batch.y)
+        pred, aux_losses = out.pred, dict(out.aux_losses)
+        if self.spec.aux_scores:
+            aux_losses.update(self.aux_score_losses(pred, batch))
+            pred = pred[:, : self.spec.target_dim - len(self.spec.aux_scores)]
+        task = self.task_loss(pred, batch.y)
         loss = task
         n = len(batch)
-        for name, value in out.aux_losses.items():
+        for name, value in aux_losses.items():
             loss = loss + value
             self.log(f"{stage}/aux_{name}", value, batch_size=n, on_step=False, on_epoch=True)
         self.log(f"{stage}/loss_task", task, batch_size=n, on_step=False, on_epoch=True)
@@ -113,7 +137,7 @@ class MERModel(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         _, out = self._step(batch, "val")
-        self.val_metrics.update(self.metric_input(out.pred), batch.y)
+        self.val_metrics.update(self.metric_input(out.pred), batch.y, *self._aux_targets(batch))
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
@@ -126,12 +150,13 @@ class MERModel(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         _, out = self._step(batch, "test")
         p = self.metric_input(out.pred)
-        self.test_metrics.update(p, batch.y)
+        aux = self._aux_targets(batch)
+        self.test_metrics.update(p, batch.y, *aux)
         flag = batch.meta.get("conflict")
         if flag is not None:
             for i, (name, sel) in enumerate((("conflict", flag > 0.5), ("consistent", flag <= 0.5))):
                 if bool(sel.any()):
-                    self.test_strata[name].update(p[sel], batch.y[sel])
+                    self.test_strata[name].update(p[sel], batch.y[sel], *(a[sel] for a in aux))
                     self._strata_counts[i] += int(sel.sum())
 
     def on_test_epoch_start(self) -> None:

@@ -158,3 +158,33 @@ def test_batched_fetch_equals_collate_of_samples():
     assert torch.equal(fast.y, slow.y) and torch.equal(fast.label, slow.label)
     assert torch.equal(fast.meta["conflict"], slow.meta["conflict"])
     assert (fast.x["seq"][2, 1:] == 0).all()  # the length-1 sample is zero-padded
+
+
+def test_aux_score_widens_prediction_masks_unlabelled_and_feeds_metrics():
+    spec = DatasetSpec(
+        name="toy-valence", task="classification", class_names=("a", "b", "c"),
+        modalities=(ModalitySpec("vec", 2, None, "visual"),), protocol=Protocol("holdout", ("holdout",)),
+        primary_metric="mer_score", primary_direction="max", aux_scores=("valence",))
+    assert spec.target_dim == 4
+    with pytest.raises(ValueError, match="classification only"):
+        DatasetSpec(name="x", task="regression", class_names=("n", "z", "p"), modalities=spec.modalities,
+                    protocol=spec.protocol, primary_metric="mae", primary_direction="min",
+                    score_range=(-3.0, 3.0), aux_scores=("valence",))
+    m = _Fixed(spec)
+    m.log = lambda *a, **k: None
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    m.pred = torch.cat([logits, torch.tensor([[1.0], [5.0], [-2.0]])], dim=1)
+    y = torch.tensor([0, 2, 2])
+    valence = torch.tensor([0.0, float("nan"), -1.0])  # the middle sample is unlabelled
+    b = Batch(x={}, mask={}, y=y, label=y, ids=["a", "b", "c"], groups=["g"] * 3, meta={"valence": valence})
+    loss, _ = m._step(b, "train")
+    mse = (1.0 ** 2 + 1.0 ** 2) / 2  # only the labelled samples: (1-0)^2 and (-2+1)^2
+    assert torch.allclose(loss, F.cross_entropy(logits, y) + 0.25 + mse, atol=1e-6)
+    m.val_metrics.update(m.metric_input(m.pred), y, valence)
+    v = m.val_metrics.compute()
+    assert v["wa"].item() == pytest.approx(2 / 3) and v["val_mse"].item() == pytest.approx(mse)
+    assert v["mer_score"].item() == pytest.approx(v["wf1"].item() - 0.25 * mse)
+    m.val_metrics.reset()
+    m.val_metrics.update(m.metric_input(m.pred), y, torch.full((3,), float("nan")))  # like MER-SEMI: no valence
+    v = m.val_metrics.compute()
+    assert math.isnan(v["val_mse"].item()) and math.isnan(v["mer_score"].item()) and v["wa"].item() > 0
