@@ -18,6 +18,7 @@ from metrics import (
     METRIC_DIRECTIONS,
     ClassificationMetrics,
     DistributionMetrics,
+    MERChallengeMetrics,
     SentimentMetrics,
     metric_direction,
     metric_suite,
@@ -445,15 +446,17 @@ def test_distribution_invalid_predictions_and_tolerance():
 # --------------------------------------------------------------------------- package API
 def test_directions_cover_every_key():
     keys = set()
-    for metric, p, y in [
-        (SentimentMetrics(), torch.randn(5), torch.randn(5)),
-        (ClassificationMetrics(3), torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])),
-        (DistributionMetrics(), torch.full((2, 4), 0.25), torch.tensor([[0.1, 0.2, 0.3, 0.4]] * 2)),
+    for metric, args in [
+        (SentimentMetrics(), (torch.randn(5), torch.randn(5))),
+        (ClassificationMetrics(3), (torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1]))),
+        (DistributionMetrics(), (torch.full((2, 4), 0.25), torch.tensor([[0.1, 0.2, 0.3, 0.4]] * 2))),
+        (MERChallengeMetrics(3), (torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]), torch.randn(5))),
     ]:
-        metric.update(p, y)
+        metric.update(*args)
         keys |= set(_compute_quiet(metric))
     assert keys == set(METRIC_DIRECTIONS)
-    assert {k for k, v in METRIC_DIRECTIONS.items() if v == "min"} == {"mae", "chebyshev", "clark", "canberra", "kl"}
+    assert {k for k, v in METRIC_DIRECTIONS.items() if v == "min"} == {"mae", "chebyshev", "clark", "canberra", "kl",
+                                                                        "val_mse"}
     assert set(METRIC_DIRECTIONS.values()) == {"min", "max"}
     assert metric_direction("kl") == "min" and metric_direction("ua") == "max"
     with pytest.raises(KeyError, match="unknown metric"):
@@ -470,6 +473,27 @@ def test_metric_suite_factory():
         dist.update(torch.full((1, 4), 0.25), torch.full((1, 4), 0.25))  # wrong C for this suite
     with pytest.raises(ValueError, match="classification.*regression.*distribution"):
         metric_suite("ranking", 3)
+    assert isinstance(metric_suite("classification", 6, ("valence",)), MERChallengeMetrics)
+    with pytest.raises(ValueError, match="auxiliary scores"):
+        metric_suite("regression", 3, ("valence",))
+
+
+def test_mer_challenge_metrics_against_sklearn():
+    g = torch.Generator().manual_seed(3)
+    logits, y = torch.randn(40, 6, generator=g), torch.randint(0, 6, (40,), generator=g)
+    v_pred, v_true = torch.randn(40, generator=g), torch.randn(40, generator=g) * 2
+    v_true[::4] = float("nan")  # unlabelled valence (MER2023 writes -10)
+    m = MERChallengeMetrics(6)
+    m.update(torch.cat([logits[:25], v_pred[:25, None]], 1), y[:25], v_true[:25])
+    m.update(torch.cat([logits[25:], v_pred[25:, None]], 1), y[25:], v_true[25:])
+    out = m.compute()
+    wf1 = f1_score(y.numpy(), logits.argmax(1).numpy(), average="weighted")
+    keep = ~torch.isnan(v_true)
+    mse = float(((v_pred - v_true)[keep] ** 2).mean())
+    assert _f(out["wf1"]) == pytest.approx(wf1) and _f(out["val_mse"]) == pytest.approx(mse, rel=1e-6)
+    assert _f(out["mer_score"]) == pytest.approx(wf1 - 0.25 * mse, rel=1e-6)
+    with pytest.raises(ValueError, match="class logits, then valence"):
+        m.update(logits, y, v_true)
 
 
 def test_empty_compute_returns_nan_not_crash():
