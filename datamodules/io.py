@@ -112,4 +112,6 @@ class NpyCache:
         return json.loads((self.path / "meta.json").read_text())
 
     def load(self, name: str, mmap: bool = True) -> np.ndarray:
-        return np.load(self.path / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        """The array, memory-mapped copy-on-write (``mmap_mode="c"``): pages are read from disk
+        only when touched, nothing is ever written back, and ``torch.from_numpy`` accepts it."""
+        return np.load(self.path / f"{name}.npy", mmap_mode="c" if mmap else None, allow_pickle=False)
