@@ -5,7 +5,7 @@
 
 The pickle has MOSEI's split sizes (16,326 / 1,871 / 4,659 at ``--scale 1``), 50 aligned steps and
 768/74/35 dims (about 4 GB; random values, with COVAREP-like ``-inf`` in audio). Each measurement
-runs in a fresh Python process, so its peak RSS (``ru_maxrss``) is its own; imports (torch,
+runs in a fresh Python process, so its peak RSS (``VmHWM``) is its own; imports (torch,
 Lightning: about 400 MB) happen before the clock starts, and "added" is the peak minus the RSS
 after them. The table shows medians over the repeats. Rows:
 
@@ -33,18 +33,19 @@ import time
 from pathlib import Path
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in MB. ``ru_maxrss`` is not used: Linux
+    carries it over from the parent across fork and exec, so a child would report the parent's peak."""
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
 
 
 def _child(mode: str, data_dir: str) -> None:
     import pickle
-    import resource
 
     from datamodules.cmu import MOSEIDataModule  # imports (torch, lightning) are not timed
 
-    base_mb = _rss_mb()
+    base_mb = _status_mb("VmRSS")
     t0 = time.perf_counter()
     if mode == "pickle":
         with open(Path(data_dir) / "Processed" / "aligned_50.pkl", "rb") as f:
@@ -56,7 +57,7 @@ def _child(mode: str, data_dir: str) -> None:
             for _ in dm.train_dataloader():
                 pass
     seconds = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_mb = _status_mb("VmHWM")
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "added_mb": peak_mb - base_mb}))
 
 

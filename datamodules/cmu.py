@@ -433,7 +433,7 @@ class CMUSentimentDataModule(MERDataModule):
 
     def notes(self) -> list[str]:
         m = self.meta
-        out = [f"source: {m['source']} ({m['format']} format), sha256 {m['sha256'][:16]}…"]
+        out = [f"source: {m['source']} ({m['format']} format), sha256 {m['sha256']}"]
         if m.get("published_sha256"):
             same = m["published_sha256"] == m["sha256"]
             out.append("checksum matches the one published in the MMSA README" if same else
