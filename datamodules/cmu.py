@@ -290,7 +290,8 @@ class _Converter:
     def _front_to_back(arr: np.ndarray) -> np.ndarray:
         """Front-padded rows: leading all-zero steps are padding; move the valid steps to the front
         (in place) and return the lengths."""
-        nonzero = np.abs(arr).max(axis=2) > 0 if arr.size else np.zeros(arr.shape[:2], bool)
+        rows = max(1, (1 << 24) // max(1, arr[0].size))  # chunks keep the temporary small
+        nonzero = np.concatenate([(arr[i:i + rows] != 0).any(axis=2) for i in range(0, arr.shape[0], rows)])
         has = nonzero.any(axis=1)
         first = np.where(has, nonzero.argmax(axis=1), arr.shape[1])
         T = arr.shape[1]

@@ -61,16 +61,25 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def repair_nonfinite(arr: np.ndarray) -> dict[str, int]:
-    """Replace NaN, +inf and -inf by 0 **in place** (the reference loaders' rule) and count them."""
-    if not np.issubdtype(arr.dtype, np.floating):
-        return {"nan": 0, "posinf": 0, "neginf": 0}
-    nan = np.isnan(arr)
-    pos = np.isposinf(arr)
-    neg = np.isneginf(arr)
-    counts = {"nan": int(nan.sum()), "posinf": int(pos.sum()), "neginf": int(neg.sum())}
-    if any(counts.values()):
-        arr[nan | pos | neg] = 0
+def repair_nonfinite(arr: np.ndarray, chunk_elems: int = 1 << 24) -> dict[str, int]:
+    """Replace NaN, +inf and -inf by 0 **in place** (the reference loaders' rule) and count them.
+
+    Works through the first axis in chunks of about ``chunk_elems`` values, so the temporary masks
+    stay small even for multi-GB arrays."""
+    counts = {"nan": 0, "posinf": 0, "neginf": 0}
+    if not np.issubdtype(arr.dtype, np.floating) or arr.size == 0:
+        return counts
+    rows = max(1, chunk_elems // max(1, arr[0].size)) if arr.ndim > 0 else 1
+    view = arr.reshape(1, -1) if arr.ndim == 0 else arr
+    for start in range(0, view.shape[0], rows):
+        part = view[start:start + rows]
+        bad = ~np.isfinite(part)
+        if bad.any():
+            values = part[bad]
+            counts["nan"] += int(np.isnan(values).sum())
+            counts["posinf"] += int(np.isposinf(values).sum())
+            counts["neginf"] += int(np.isneginf(values).sum())
+            part[bad] = 0
     return counts
 
 

@@ -249,3 +249,17 @@ def test_list_and_info_report_the_real_datasets(mosei_dir, capsys):
     out = capsys.readouterr().out
     assert "mosei: regression" in out and "audio    (T<=30, 5)" in out and "note: non-finite values set to 0" in out
     assert "train (fold holdout): n=64" in out
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 24])
+def test_repair_nonfinite_counts_and_zeroes_in_place_across_chunks(chunk):
+    from datamodules.io import repair_nonfinite
+
+    a = np.random.default_rng(0).standard_normal((50, 4, 3)).astype(np.float32)
+    a[0, 0, 0], a[13, 2, 1], a[49, 3, 2], a[20, 1, 1] = np.nan, -np.inf, np.inf, -np.inf
+    before = a.copy()
+    assert repair_nonfinite(a, chunk_elems=chunk) == {"nan": 1, "posinf": 1, "neginf": 2}
+    assert np.isfinite(a).all() and a[13, 2, 1] == 0 and a[49, 3, 2] == 0
+    ok = np.isfinite(before)
+    np.testing.assert_array_equal(a[ok], before[ok])
+    assert repair_nonfinite(np.arange(4)) == {"nan": 0, "posinf": 0, "neginf": 0}
