@@ -26,16 +26,21 @@ class DataError(UserInputError):
         super().__init__(f"{file}: field {field!r}: expected {expected}, found {found}")
 
 
-def missing_dataset(name: str, path: str | Path | None, what: str, source: str, preset: str) -> UserInputError:
-    """The error for a dataset that is not there: what was looked for, where to get it, what to try."""
+def missing_dataset(name: str, path: str | Path | None, what: str, source: str, preset: str,
+                    same_shapes: bool = True) -> UserInputError:
+    """The error for a dataset that is not there: what was looked for, where to get it, what to try
+    (``preset``: the synthetic preset with the same shapes, or with ``same_shapes=False`` the
+    closest one)."""
     where = f"{path}" if path else "no --data-dir given and $AFFECTBENCH_DATA is not set"
+    hint = "has the same shapes" if same_shapes else "is the closest synthetic preset (it needs no files)"
     return UserInputError(f"{name}: {what} not found ({where}). Get it from {source}; "
-                          f"meanwhile `--data {preset}` has the same shapes")
+                          f"meanwhile `--data {preset}` {hint}")
 
 
-def resolve_dir(name: str, data_dir: str | Path | None, what: str, source: str, preset: str) -> Path:
+def resolve_dir(name: str, data_dir: str | Path | None, what: str, source: str, preset: str,
+                same_shapes: bool = True) -> Path:
     if not data_dir or not Path(data_dir).is_dir():
-        raise missing_dataset(name, data_dir, what, source, preset)
+        raise missing_dataset(name, data_dir, what, source, preset, same_shapes)
     return Path(data_dir)
 
 
