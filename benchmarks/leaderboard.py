@@ -137,8 +137,10 @@ def render(records: list[dict[str, Any]]) -> str:
         for key in keys:
             recs = sorted(groups[key], key=lambda r: (r["model"], r.get("variant", ""), str(r["fold"]), r["seed"]))
             _, data, fp = key
-            heading = f"### {data}" + (f" (data {fp})" if names_per_data[(synth, data)] > 1 else "")
             spec, proto = recs[0]["spec"], recs[0]["protocol"]
+            named = spec.get("name", data)  # e.g. the manifest name of a `features` dataset
+            heading = f"### {data}" + (f": {named}" if named != data else "") + \
+                (f" (data {fp})" if names_per_data[(synth, data)] > 1 else "")
             out += [heading, "",
                     f"Task: {spec['task']} · primary: `{spec['primary_metric']}` ({_arrow(spec['primary_metric'])}) · "
                     f"protocol: {proto['kind']}, {len(proto['folds'])} fold(s) · data fingerprint `{fp}`", ""]

@@ -30,8 +30,12 @@ def safe_name(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
 
 
-def record_path(results: Path, data: str, model: str, fold: str, seed: int, cfg: str) -> Path:
-    return Path(results) / safe_name(data) / safe_name(model) / f"{safe_name(fold)}_seed{seed}_{cfg}.json"
+def record_path(results: Path, data: str, model: str, fold: str, seed: int, cfg: str, data_fp: str) -> Path:
+    """``<results>/<data>/<model>/<fold>_seed<seed>_<config hash>_<data fingerprint[:8]>.json``: the
+    data fingerprint keeps apart runs on different files under one dataset name (two ``features``
+    folders, an MMSA and a MulT pickle), which a re-run must not mistake for each other."""
+    name = f"{safe_name(fold)}_seed{seed}_{cfg}_{safe_name(data_fp[:8])}.json"
+    return Path(results) / safe_name(data) / safe_name(model) / name
 
 
 def write_atomic(path: Path, record: dict[str, Any]) -> None:

@@ -229,7 +229,7 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
         "schema": SCHEMA,
         "model": s.model, "variant": p.variant, "config_hash": p.cfg, "config": p.config,
         "data": s.data, "synthetic": bool(spec.synthetic), "data_fingerprint": dm.fingerprint(),
-        "spec": {"task": spec.task, "classes": list(spec.class_names), "modalities": [m.name for m in spec.modalities],
+        "spec": {"name": spec.name, "task": spec.task, "classes": list(spec.class_names), "modalities": [m.name for m in spec.modalities],
                  "primary_metric": spec.primary_metric, "primary_direction": spec.primary_direction},
         "protocol": {"kind": spec.protocol.kind, "folds": list(spec.protocol.folds)},
         "fold": fold, "seed": seed,
@@ -258,6 +258,7 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
 def run_sweep(s: RunSettings) -> list[dict[str, Any]]:
     p = plan(s)
     probe = p.dm_cls(data_dir=s.data_dir, **p.dm_kwargs)  # validates options and data presence early
+    data_fp = probe.fingerprint()
     folds_all = list(probe.spec.protocol.folds)
     folds = s.folds or folds_all
     bad = [f for f in folds if f not in folds_all]
@@ -271,7 +272,7 @@ def run_sweep(s: RunSettings) -> list[dict[str, Any]]:
            f"records in {Path(s.results) / s.data / s.model} (config {p.cfg})")
     records: list[dict[str, Any]] = []
     for i, (fold, seed) in enumerate(jobs, 1):
-        path = record_path(Path(s.results), s.data, s.model, fold, seed, p.cfg)
+        path = record_path(Path(s.results), s.data, s.model, fold, seed, p.cfg, data_fp)
         existing = read_record(path) if path.exists() else None
         if existing is not None and not s.force:
             s.echo(f"[{i}/{len(jobs)}] fold {fold} seed {seed}: done already, skipped ({path})")

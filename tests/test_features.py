@@ -464,3 +464,25 @@ def test_bench_info_and_list(cls_dir, capsys):
     assert "train (fold holdout): n=48" in out and "note: files:" in out and "mapped by name" in out
     assert main(["list", "--data-dir", str(cls_dir)]) == 0
     assert any(line.split()[:3] == ["features", "files", "present"] for line in capsys.readouterr().out.splitlines())
+
+
+def test_two_feature_folders_in_one_results_folder_keep_their_own_records(tmp_path, capsys):
+    """Same dataset name, fold, seed and settings but different files: neither run is mistaken for
+    the other's (the data fingerprint is part of the record path), and the leaderboard shows each
+    under its manifest name."""
+    a = write_classification(tmp_path / "a", seed=0)
+    b = write_classification(tmp_path / "b", seed=5)
+    manifest = read_manifest(b)
+    manifest["name"] = "other-emotions"
+    write_manifest(b, manifest)
+    res = tmp_path / "res"
+    assert _run(a, res) == 0
+    assert _run(b, res) == 0
+    assert "done already" not in capsys.readouterr().out
+    recs = [read_record(f) for f in sorted(res.rglob("*.json"))]
+    assert len(recs) == 2 and len({r["data_fingerprint"] for r in recs}) == 2
+    assert _run(b, res) == 0 and "done already, skipped" in capsys.readouterr().out
+    assert len(list(res.rglob("*.json"))) == 2
+    assert main(["leaderboard", "--results", str(res), "--out", str(tmp_path / "lb.md")]) == 0
+    text = (tmp_path / "lb.md").read_text()
+    assert "### features: toy-emotions (data " in text and "### features: other-emotions (data " in text
