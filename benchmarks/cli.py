@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserInputError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
