@@ -724,7 +724,7 @@ class FeaturesDataModule(MERDataModule):
         files = []
         for ref in sorted(self.refs, key=lambda r: r.rel):
             mem = " (read into memory)" if ref.path.suffix == ".npz" else ""
-            files.append(f"{ref.rel} {_size(ref.path.stat().st_size)} sha256 {_sha256(ref.path)[:16]}…{mem}")
+            files.append(f"{ref.rel} {_size(ref.path.stat().st_size)} sha256 {_sha256(ref.path)}{mem}")
         out.append("files: " + "; ".join(files))
         if self.repaired:
             out.append("non-finite feature values set to 0 (\"nonfinite\": \"zero\"): " + "; ".join(

@@ -523,7 +523,7 @@ class MER2023DataModule(MERDataModule):
                        + (f", {faces} sample(s) from face folders" if faces else ""))
         counts = ", ".join(f"{c} {len(k.names)}" for c, k in self.corpora.items())
         unlabelled = ", ".join(f"{c} {int(np.isnan(k.valence).sum())}" for c, k in self.corpora.items())
-        out.append(f"{LABEL_FILE} sha256 {self.label_sha256[:16]}…; samples: {counts}")
+        out.append(f"{LABEL_FILE} sha256 {self.label_sha256}; samples: {counts}")
         out.append(f"valence not labelled (-10 or missing -> NaN, left out of val_mse): {unlabelled}")
         fixed = []
         for m, _ in MODALITIES:
