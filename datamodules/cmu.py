@@ -253,7 +253,7 @@ class _Converter:
 
     def _lengths(self, d: dict, fsplit: str, name: str, arr: np.ndarray, n: int,
                  text_lengths: np.ndarray | None) -> np.ndarray | None:
-        if arr.ndim == 2:
+        if arr.ndim == 2 or arr.shape[1] == 1:  # a vector per sample: no lengths
             return None
         T = arr.shape[1]
         if self.fmt == "mult":

@@ -102,7 +102,12 @@ def test_text_tokens_are_exact_integers_for_an_embedding_lookup(mosei_dir):
 
 
 def test_utterance_level_file_gives_vector_modalities(tmp_path):
-    write_mmsa_pickle(tmp_path / "aligned_50.pkl", steps={"text": 1, "audio": 1, "vision": 1}, dims=DIMS)
+    path = write_mmsa_pickle(tmp_path / "aligned_50.pkl", steps={"text": 1, "audio": 1, "vision": 1}, dims=DIMS)
+    data = load(path)
+    for split in data.values():  # token rows keep their own length (50), as in MMSA files
+        split["text_bert"] = np.concatenate([split["text_bert"], np.zeros((len(split["text_bert"]), 3, 49),
+                                                                          np.float32)], axis=2)
+    dump(path, data)
     dm = create_datamodule("mosi", data_dir=str(tmp_path))
     dm.setup("fit")
     assert all(m.seq_len is None for m in dm.spec.modalities)
