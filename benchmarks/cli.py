@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--fold", default=None, help="fold whose splits to count (default: the first)")
     inf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="datamodule setting")
     _add_common(inf)
+    fl = sub.add_parser("foalnet-lists", help="write Foal-Net's per-session list files (sessionK_{train,valid}.scp) "
+                                            "from an IEMOCAP release")
+    fl.add_argument("--data-dir", default=None, help=f"IEMOCAP release (default: ${DATA_ENV}/iemocap)")
+    fl.add_argument("--out", required=True, help="folder for the .scp files")
+    fl.add_argument("--root", default=None,
+                    help="release path as written in the lists (default: each wav's absolute path)")
+    _add_common(fl)
     return ap
 
 
@@ -166,11 +173,22 @@ def cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_foalnet_lists(a: argparse.Namespace) -> int:
+    from datamodules.iemocap import find_release, parse_release, write_foalnet_lists
+
+    files = write_foalnet_lists(parse_release(find_release(_data_dir(a.data_dir, "iemocap"))), a.out, a.root)
+    print(f"bench: wrote {len(files)} list files to {a.out} (4-way labels, exc as hap; Foal-Net's 'valid' list "
+          "is its test session)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _load_plugins(args.plugin)
-        return {"run": cmd_run, "leaderboard": cmd_leaderboard, "list": cmd_list, "info": cmd_info}[args.command](args)
+        commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "list": cmd_list, "info": cmd_info,
+                    "foalnet-lists": cmd_foalnet_lists}
+        return commands[args.command](args)
     except UserInputError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2

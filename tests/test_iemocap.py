@@ -462,3 +462,15 @@ def test_cli_run_over_all_folds_and_info(data, tmp_path, capsys):
     assert main(["list", "--data-dir", str(data["release"])]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("iemocap "))
     assert "files present" in line
+
+
+def test_bench_foalnet_lists_command(data, tmp_path, capsys):
+    out = tmp_path / "scp"
+    assert main(["foalnet-lists", "--data-dir", str(data["root"]), "--out", str(out), "--root", "/r"]) == 0
+    assert "wrote 10 list files" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"session{k}_{s}.scp" for k in range(1, 6)
+                                                           for s in ("train", "valid"))
+    first = (out / "session1_valid.scp").read_text().splitlines()[0].split()
+    assert first[0].startswith("Ses01") and first[1].startswith("/r/Session1/sentences/wav/") and first[2] in CLASSES4
+    assert main(["foalnet-lists", "--data-dir", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "sail.usc.edu" in capsys.readouterr().err
