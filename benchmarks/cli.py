@@ -59,6 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--fold", default=None, help="fold whose splits to count (default: the first)")
     inf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="datamodule setting")
     _add_common(inf)
+    ex = sub.add_parser("extract", help="compute a feature folder (with provenance) from a dataset release "
+                                        "with a transformers encoder; resumable")
+    ex.add_argument("--data", default="iemocap", choices=["iemocap"], help="dataset release (default iemocap)")
+    ex.add_argument("--data-dir", default=None, help=f"release folder (default: ${DATA_ENV}/<data>)")
+    ex.add_argument("--modality", required=True, choices=["audio", "text", "video"])
+    ex.add_argument("--model", required=True, help="transformers model: hub name or local folder")
+    ex.add_argument("--name", required=True, help="feature folder name (what --set audio_feature=... selects)")
+    ex.add_argument("--layer", default="last", help="hidden-state index, or 'last' (default)")
+    ex.add_argument("--pooling", default="none", choices=["none", "mean"],
+                    help="none: one vector per frame/token (T, D); mean: one per utterance (D,)")
+    ex.add_argument("--max-seconds", type=float, default=None, help="audio: cut each wav to this length")
+    ex.add_argument("--max-tokens", type=int, default=512, help="text: truncate transcripts (default 512)")
+    ex.add_argument("--fps", type=float, default=2.0, help="video: frames sampled per second (default 2)")
+    ex.add_argument("--crop", default="none", choices=["none", "left", "right"], help="video: half of the frame")
+    ex.add_argument("--features-root", default=None, help="default: <data-dir>/features")
+    ex.add_argument("--device", default="cpu")
+    ex.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    ex.add_argument("--limit", type=int, default=None, help="only the first N utterances (a quick check)")
+    ex.add_argument("--no-progress", action="store_true")
+    _add_common(ex)
+
     fl = sub.add_parser("foalnet-lists", help="write Foal-Net's per-session list files (sessionK_{train,valid}.scp) "
                                             "from an IEMOCAP release")
     fl.add_argument("--data-dir", default=None, help=f"IEMOCAP release (default: ${DATA_ENV}/iemocap)")
@@ -173,6 +194,18 @@ def cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract(a: argparse.Namespace) -> int:
+    from .extract import ExtractSettings, run_extract
+
+    s = ExtractSettings(data_dir=_data_dir(a.data_dir, a.data), modality=a.modality, model=a.model, name=a.name,
+                        layer=a.layer, pooling=a.pooling, max_seconds=a.max_seconds, max_tokens=a.max_tokens,
+                        fps=a.fps, crop=a.crop, features_root=a.features_root, device=a.device,
+                        sessions=tuple(a.sessions), limit=a.limit, progress=not a.no_progress)
+    n = run_extract(s)
+    print(f"bench: {n['written']} written, {n['skipped']} skipped (done already), {n['total']} utterances")
+    return 0
+
+
 def cmd_foalnet_lists(a: argparse.Namespace) -> int:
     from datamodules.iemocap import find_release, parse_release, write_foalnet_lists
 
@@ -187,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _load_plugins(args.plugin)
         commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "list": cmd_list, "info": cmd_info,
-                    "foalnet-lists": cmd_foalnet_lists}
+                    "extract": cmd_extract, "foalnet-lists": cmd_foalnet_lists}
         return commands[args.command](args)
     except UserInputError as e:
         print(f"bench: error: {e}", file=sys.stderr)
