@@ -138,7 +138,7 @@ class FolderProvenance:
         rev = f"@{enc['revision']}" if enc.get("revision") else ""
         rates = ", ".join(f"{k} {p[k]}" for k in ("sample_rate", "frame_rate") if p.get(k))
         return (f"{self.folder.name}: {p['modality']} {p['level']}-level {p['dim']}-d from {enc['name_or_path']}{rev} "
-                f"(weights sha256 {enc['weights_sha256'][:16]}…), layer {p['layer']}, pooling {p['pooling']}"
+                f"(weights sha256 {enc['weights_sha256']}), layer {p['layer']}, pooling {p['pooling']}"
                 + (f", {rates}" if rates else "") + f"; provenance id {self.id}")
 
 
