@@ -78,7 +78,6 @@ the inputs, the provenance ids and the content hashes of the arrays read (comput
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import re
@@ -92,7 +91,7 @@ import torch
 
 from . import provenance
 from .base import MERDataModule, TensorSampleDataset
-from .io import DataError, NpyCache, missing_dataset, repair_nonfinite
+from .io import DataError, NpyCache, missing_dataset, read_feature_npy, repair_nonfinite
 from .registry import register_datamodule
 from .spec import DatasetSpec, ModalitySpec, Protocol, UserInputError
 
@@ -337,21 +336,7 @@ def write_foalnet_lists(utterances_or_dm: Any, out_dir: str | Path, root: str | 
 def _read_npy(path: Path, hasher: Any) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(path)
-    data = path.read_bytes()
-    hasher.update(f"{path.name}\0".encode())
-    hasher.update(data)
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(path, "<file>", "a NumPy .npy array", f"{type(e).__name__}: {e}") from None
-    if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(path, "dtype", "a numeric array", getattr(arr, "dtype", type(arr).__name__))
-    while arr.ndim > 1 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim not in (1, 2) or 0 in arr.shape:
-        raise DataError(path, "shape", "(D,) for an utterance-level or (T, D) for a frame-level feature, non-empty",
-                        tuple(arr.shape))
-    return np.array(arr, dtype=np.float32)
+    return read_feature_npy(path, hasher)
 
 
 def convert_feature(folder: Path, ids: list[str], option: str,

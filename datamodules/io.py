@@ -88,6 +88,31 @@ def repair_nonfinite(arr: np.ndarray, chunk_elems: int = 1 << 24) -> dict[str, i
     return counts
 
 
+def read_feature_npy(path: Path, hasher: Any = None, hash_name: str | None = None) -> np.ndarray:
+    """One per-sample feature file as a writable float32 array with leading size-1 axes squeezed:
+    ``(D,)`` (utterance level) or ``(T, D)`` (frames). ``hasher`` (a hashlib object), if given, is
+    fed ``hash_name`` (default: the file name) and the file's bytes, so content hashes cost no
+    second read. Never unpickles."""
+    import io
+
+    data = Path(path).read_bytes()
+    if hasher is not None:
+        hasher.update(f"{hash_name or Path(path).name}\0".encode())
+        hasher.update(data)
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(path, "<file>", "a NumPy .npy array", f"{type(e).__name__}: {e}") from None
+    if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise DataError(path, "dtype", "a numeric array", getattr(arr, "dtype", type(arr).__name__))
+    while arr.ndim > 1 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim not in (1, 2) or 0 in arr.shape:
+        raise DataError(path, "shape", "(D,) for an utterance-level or (T, D) for a frame-level feature, non-empty",
+                        tuple(arr.shape))
+    return np.array(arr, dtype=np.float32)  # a writable copy (in-place repairs follow)
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("AFFECTBENCH_CACHE", Path.home() / ".cache" / "affectbench"))
 

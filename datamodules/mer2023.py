@@ -57,7 +57,6 @@ with any byte of the data used, and costs one full read, on first conversion onl
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import zipfile
@@ -70,7 +69,7 @@ import numpy as np
 import torch
 
 from .base import MERDataModule, TensorSampleDataset
-from .io import DataError, NpyCache, missing_dataset, repair_nonfinite, resolve_dir, sha256_file
+from .io import DataError, NpyCache, missing_dataset, read_feature_npy, repair_nonfinite, resolve_dir, sha256_file
 from .registry import register_datamodule
 from .spec import DatasetSpec, ModalitySpec, Protocol, UserInputError
 
@@ -203,21 +202,7 @@ def _sample_files(folder: Path, name: str) -> list[Path] | None:
 
 def _read_npy(path: Path, hasher: Any) -> np.ndarray:
     """One feature file as float32 with leading size-1 axes squeezed: ``(D,)`` or ``(T, D)``."""
-    data = path.read_bytes()
-    hasher.update(f"{path.parent.name}/{path.name}\0".encode())
-    hasher.update(data)
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(path, "<file>", "a NumPy .npy array", f"{type(e).__name__}: {e}") from None
-    if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(path, "dtype", "a numeric array", getattr(arr, "dtype", type(arr).__name__))
-    while arr.ndim > 1 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim not in (1, 2) or 0 in arr.shape:
-        raise DataError(path, "shape", "(D,) for an utterance-level or (T, D) for a frame-level feature, "
-                        "non-empty", tuple(arr.shape))
-    return np.array(arr, dtype=np.float32)  # a writable copy for the in-place repair
+    return read_feature_npy(path, hasher, f"{path.parent.name}/{path.name}")
 
 
 def _listing(folder: Path, corpus: Corpus, option: str,
