@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="none: one vector per frame/token (T, D); mean: one per utterance (D,)")
     ex.add_argument("--max-seconds", type=float, default=None, help="audio: cut each wav to this length")
     ex.add_argument("--max-tokens", type=int, default=512, help="text: truncate transcripts (default 512)")
-    ex.add_argument("--fps", type=float, default=2.0, help="video: frames sampled per second (default 2)")
+    ex.add_argument("--fps", type=lambda v: v if v == "native" else float(v), default=2.0,
+                    help="video: frames sampled per second (default 2), or 'native' (every decoded frame)")
     ex.add_argument("--crop", default="none", choices=["none", "left", "right"], help="video: half of the frame")
     ex.add_argument("--features-root", default=None, help="default: <data-dir>/features")
     ex.add_argument("--device", default="cpu")
@@ -202,7 +203,8 @@ def cmd_extract(a: argparse.Namespace) -> int:
                         fps=a.fps, crop=a.crop, features_root=a.features_root, device=a.device,
                         sessions=tuple(a.sessions), limit=a.limit, progress=not a.no_progress)
     n = run_extract(s)
-    print(f"bench: {n['written']} written, {n['skipped']} skipped (done already), {n['total']} utterances")
+    print(f"bench: {n['written']} written, {n['skipped']} skipped (done already), {n['total']} utterances in "
+          f"{n['folder']} (provenance {n['provenance_id']})")
     return 0
 
 

@@ -175,3 +175,101 @@ def test_bench_run_loso_end_to_end_and_info(data, tmp_path, capsys):
     assert main(["info", "--data", "dmer", "--data-dir", str(root), "--set", "protocol=subject_dependent"]) == 0
     out = capsys.readouterr().out
     assert "dmer: distribution" in out and "eeg      (T<=18, 5)" in out and "protocol: holdout, folds: trial" in out
+
+
+def test_v5_and_v73_files_hold_the_same_content(tmp_path):
+    from scipy.io import savemat
+
+    from .fixtures_dmer import subject
+
+    fields = subject(np.random.default_rng(3), rows_per_clip=2)
+    fields["vids"] = fields["vids"].T  # (1, N): also accepted
+    savemat(tmp_path / "v5.mat", fields)
+    write_v73(tmp_path / "v73.mat", fields)
+    a, b = dmer.read_mat(tmp_path / "v5.mat"), dmer.read_mat(tmp_path / "v73.mat")
+    assert set(a) == set(b) == {"feas", "vids", "dis_label"}
+    for k in a:
+        assert a[k].shape == b[k].shape and np.array_equal(a[k], b[k]), k
+    (tmp_path / "junk.mat").write_bytes(b"not a mat file" * 20)
+    with pytest.raises(DataError, match="junk.mat: field '<file>'"):
+        dmer.read_mat(tmp_path / "junk.mat")
+
+
+@pytest.mark.parametrize("line,field,expected", [
+    ("3,1,1,1,1,1,1,1,1,1,1", "line 33", "one line per video id"),
+    ("x,1,1,1,1,1,1,1,1,1,1", "line 33", "numbers"),
+    ("0 rating", "line 1", "ratings 1-9"),
+])
+def test_panas_csv_is_validated(data, line, field, expected):
+    root, _ = data
+    csv = root / "Raw_data" / "6" / "Panas.csv"
+    lines = csv.read_text().splitlines()
+    if line == "0 rating":  # the first line's first rating becomes 0
+        vid, _, *rest = lines[0].split(",")
+        lines[0] = ",".join([vid, "0", *rest])
+    else:
+        lines.append(line)
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as e:
+        create_datamodule("dmer", data_dir=str(root))
+    assert "Panas.csv" in str(e.value) and field in str(e.value) and expected in str(e.value)
+
+
+def test_panas_csv_header_line_is_skipped_and_features_dir_accepted(data):
+    root, raw = data
+    csv = root / "Raw_data" / "6" / "Panas.csv"
+    csv.write_text("video," + ",".join(dmer.ITEMS) + "\n" + csv.read_text())
+    dm = create_datamodule("dmer", data_dir=str(root / "Features"), normalize="none", fold="S6")
+    dm.setup("fit")
+    lab = raw[6]["dis_label"][raw[6]["vids"][:, 0].astype(int)]
+    assert torch.allclose(dm.test_set.y, torch.tensor(lab / lab.sum(1, keepdims=True), dtype=torch.float32))
+    assert dm.root == root
+
+
+def test_official_split_is_torch_random_split_and_eeg_vector_view(data):
+    root, _ = data
+    off = create_datamodule("dmer", data_dir=str(root), protocol="subject_dependent_official", eeg_tokens=False,
+                            normalize="none")
+    subj = off._cache.load("subject", mmap=False)
+    r = off.split_rows("official")
+    rows = np.flatnonzero(subj == "2")
+    n = len(rows)
+    tr, te = torch.utils.data.random_split(range(n), [int(0.8 * n), n - int(0.8 * n)],
+                                           generator=torch.Generator().manual_seed(3407))
+    assert set(rows[list(te.indices)]) == set(r["test"]) & set(rows)
+    assert set(rows[list(tr.indices)]) == (set(r["train"]) | set(r["val"])) & set(rows)
+    assert len(set(r["val"]) & set(rows)) == max(1, round(0.1 * int(0.8 * n)))
+    off.setup("fit")
+    assert off.spec.modalities[0].dim == 90 and off.spec.modalities[0].seq_len is None
+    b = off.test_set.__getitems__([0, 1])
+    raw = np.asarray(off._cache.load("feas"))
+    assert b.x["eeg"].shape == (2, 90) and torch.allclose(b.x["eeg"], torch.from_numpy(raw[r["test"][:2], :90]))
+    assert set(b.meta) == {"clip_type"}
+
+
+def test_subject_normalisation_and_notes_checksums(data):
+    from datamodules.io import sha256_file
+
+    root, _ = data
+    dm = create_datamodule("dmer", data_dir=str(root), normalize="subject")
+    dm.setup("fit")
+    g = np.asarray(dm.train_set.groups)
+    for s in set(g):
+        m = dm.train_set.x["ppg"][torch.from_numpy(g == s)].double().mean(0)
+        assert torch.allclose(m, torch.zeros_like(m), atol=1e-4)
+    notes = "\n".join(dm.notes())
+    assert sha256_file(root / "Features" / "7.mat")[:12] in notes and "rows per participant: 1:96" in notes
+    assert "fold S1 (loso): train 288, val 96, test 96" in notes and "not found: 68" in notes
+
+
+def test_subject_dependent_needs_enough_clips_of_each_type(data):
+    root, raw = data
+    keep = raw[2]["vids"][:, 0] >= 3  # participant 2 without positive clips 0-2: 5 positive clips left
+    _mutate(root, 2, feas=raw[2]["feas"][keep], vids=raw[2]["vids"][keep])
+    dm = create_datamodule("dmer", data_dir=str(root), protocol="subject_dependent")
+    r = dm.split_rows("trial")  # 5 >= 2 test + 1 val + 1 train: fine
+    assert len(r["test"]) == 5 * 8 * RPC
+    keep = raw[2]["vids"][:, 0] >= 5  # 3 positive clips left
+    _mutate(root, 2, feas=raw[2]["feas"][keep], vids=raw[2]["vids"][keep])
+    with pytest.raises(DataError, match="2.mat: field 'vids'.*at least 4 positive clips"):
+        create_datamodule("dmer", data_dir=str(root), protocol="subject_dependent").split_rows("trial")
