@@ -91,7 +91,7 @@ import torch
 
 from . import provenance
 from .base import MERDataModule, TensorSampleDataset
-from .io import DataError, NpyCache, missing_dataset, read_feature_npy, repair_nonfinite
+from .io import DataError, NpyCache, missing_dataset, read_feature_npy, repair_nonfinite, stack_features
 from .registry import register_datamodule
 from .spec import DatasetSpec, ModalitySpec, Protocol, UserInputError
 
@@ -368,13 +368,8 @@ def convert_feature(folder: Path, ids: list[str], option: str,
     meta: dict[str, Any] = {"feature": folder.name, "n": len(items), "dim": int(dim), "sequence": sequence,
                             "cut": cut, "sha256": hasher.hexdigest(),
                             "repaired": {k: int(repaired.get(k, 0)) for k in ("nan", "posinf", "neginf")}}
-    if not sequence:
-        return {"x": np.stack(items)}, {**meta, "max_len": None}
-    lengths = np.array([a.shape[0] if a.ndim == 2 else 1 for a in items], dtype=np.int64)
-    x = np.zeros((len(items), int(lengths.max()), dim), dtype=np.float32)
-    for i, a in enumerate(items):
-        x[i, : lengths[i]] = a.reshape(-1, dim)
-    return {"x": x, "lengths": lengths}, {**meta, "max_len": int(lengths.max())}
+    arrays, max_len = stack_features(items, int(dim))
+    return arrays, {**meta, "max_len": max_len}
 
 
 def read_wav(path: Path) -> np.ndarray:

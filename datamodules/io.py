@@ -113,6 +113,19 @@ def read_feature_npy(path: Path, hasher: Any = None, hash_name: str | None = Non
     return np.array(arr, dtype=np.float32)  # a writable copy (in-place repairs follow)
 
 
+def stack_features(items: list[np.ndarray], dim: int) -> tuple[dict[str, np.ndarray], int | None]:
+    """Per-sample features as arrays: all ``(D,)`` -> ``{"x": (N, D)}``; otherwise end-padded
+    ``{"x": (N, T, D), "lengths": (N,)}`` (a ``(D,)`` sample is one step). Returns them and the
+    longest length (None for vectors)."""
+    if not any(a.ndim == 2 for a in items):
+        return {"x": np.stack(items)}, None
+    lengths = np.array([a.shape[0] if a.ndim == 2 else 1 for a in items], dtype=np.int64)
+    x = np.zeros((len(items), int(lengths.max()), dim), dtype=np.float32)
+    for i, a in enumerate(items):
+        x[i, : lengths[i]] = a.reshape(-1, dim)
+    return {"x": x, "lengths": lengths}, int(lengths.max())
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("AFFECTBENCH_CACHE", Path.home() / ".cache" / "affectbench"))
 

@@ -69,7 +69,8 @@ import numpy as np
 import torch
 
 from .base import MERDataModule, TensorSampleDataset
-from .io import DataError, NpyCache, missing_dataset, read_feature_npy, repair_nonfinite, resolve_dir, sha256_file
+from .io import (DataError, NpyCache, missing_dataset, read_feature_npy, repair_nonfinite, resolve_dir, sha256_file,
+                 stack_features)
 from .registry import register_datamodule
 from .spec import DatasetSpec, ModalitySpec, Protocol, UserInputError
 
@@ -275,13 +276,8 @@ def convert_feature(folder: Path, corpus: Corpus, files: dict[str, list[Path]],
                             "first_file": str(first.relative_to(folder)),
                             "sequence": sequence, "faces": faces, "sha256": hasher.hexdigest(),
                             "repaired": {k: int(repaired.get(k, 0)) for k in ("nan", "posinf", "neginf")}}
-    if not sequence:
-        return {"x": np.stack(items)}, {**meta, "max_len": None}
-    lengths = np.array([a.shape[0] if a.ndim == 2 else 1 for a in items], dtype=np.int64)
-    x = np.zeros((len(items), int(lengths.max()), dim), dtype=np.float32)
-    for i, a in enumerate(items):
-        x[i, : lengths[i]] = a.reshape(-1, dim)
-    return {"x": x, "lengths": lengths}, {**meta, "max_len": int(lengths.max())}
+    arrays, max_len = stack_features(items, int(dim))
+    return arrays, {**meta, "max_len": max_len}
 
 
 # ----------------------------------------------------------------------------------------
