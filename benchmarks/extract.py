@@ -62,6 +62,7 @@ import torch
 
 from datamodules import provenance as pv
 from datamodules.io import DataError, sha256_file
+from datamodules.io import read_wav as io_read_wav
 from datamodules.spec import UserInputError
 
 MODALITIES = ("audio", "text", "video")
@@ -229,32 +230,9 @@ def _load(loader, name: str, what: str):
 # reading inputs
 # ----------------------------------------------------------------------------------------
 def read_wav(path: Path, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
-    """A mono wav at ``sample_rate`` as float32 in [-1, 1) (integer PCM scaled by its full range),
-    cut to ``max_seconds``; never resampled."""
-    from scipy.io import wavfile
-
-    if path is None or not Path(path).is_file():
-        raise DataError(path, "<file>", "the utterance's wav file", "no such file")
-    try:
-        sr, data = wavfile.read(path)
-    except (ValueError, OSError) as e:
-        raise DataError(path, "<file>", "a PCM or float wav file", e) from e
-    if sr != sample_rate:
-        raise DataError(path, "sample rate", f"{sample_rate} Hz (the encoder's feature extractor's; "
-                        "resample the audio first)", f"{sr} Hz")
-    if data.ndim != 1:
-        raise DataError(path, "channels", "mono", f"{data.shape[1]} channels")
-    if data.dtype == np.uint8:
-        wave = (data.astype(np.float32) - 128.0) / 128.0
-    elif np.issubdtype(data.dtype, np.integer):
-        wave = data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
-    else:
-        wave = data.astype(np.float32)
-    if max_seconds:
-        wave = wave[: int(round(max_seconds * sr))]
-    if wave.size == 0:
-        raise DataError(path, "samples", "at least one sample", 0)
-    return wave
+    """A mono wav at the encoder's rate, cut to ``max_seconds`` (see :func:`datamodules.io.read_wav`)."""
+    return io_read_wav(path, sample_rate, max_seconds,
+                       rate_hint="the encoder's feature extractor's; resample the audio first")
 
 
 def _require_av():

@@ -92,6 +92,9 @@ def _table(recs: list[dict[str, Any]]) -> list[str]:
         lines.append(_row(cells))
     for rank, ((model, variant, cfg), rs) in enumerate(sorted(rows.items(), key=key), 1):
         name = f"`{model}`" + (f" [{variant}]" if variant else "")
+        if any(r.get("reconstruction") for r in rs):  # e.g. TiCAL: no paper text, a documented design
+            label = rs[0].get("model_label") or model
+            name += f" — {label} (reconstruction)" if "reconstruction" not in label else f" — {label}"
         if len(labels[(model, variant)]) > 1:  # same label, different settings (e.g. changed defaults)
             name += f" (config {cfg})"
         cells = [str(rank), name, str(len(rs)), str(len({r['seed'] for r in rs})), str(len({r['fold'] for r in rs}))]

@@ -110,20 +110,26 @@ def plan(s: RunSettings) -> Plan:
     model_kwargs: dict[str, Any] = {}
     dm_kwargs: dict[str, Any] = {}
     trainer = {k: recipe.get(k) for k in TRAINER_KEYS}
+    if "precision" in recipe or "precision" in s.overrides:  # only then, so other configs keep their hash
+        trainer["precision"] = recipe.get("precision")
+    # a recipe may also fix datamodule options every datamodule has (e.g. Foal-Net's balanced sampler)
+    dm_kwargs.update({k: recipe[k] for k in DM_COMMON if k in recipe})
     overrides = dict(s.overrides)
     for key, val in (("max_epochs", s.max_epochs), ("batch_size", s.batch_size), ("lr", s.lr)):
         if val is not None:
             overrides[key] = val
     reserved = {"data_dir", "fold", "seed", "batch_size"}
     for key, val in overrides.items():
-        if key in TRAINER_KEYS:
+        if key in TRAINER_KEYS or key == "precision":
             trainer[key] = val
+        elif key in DM_COMMON and key in dparams:
+            dm_kwargs[key] = val
         elif key in mdefaults:
             model_kwargs[key] = val
         elif key in dparams and key not in reserved:
             dm_kwargs[key] = val
         else:
-            valid = sorted(set(mdefaults) | set(TRAINER_KEYS) | (set(dparams) - reserved))
+            valid = sorted(set(mdefaults) | set(TRAINER_KEYS) | {"precision"} | (set(dparams) - reserved))
             raise UserInputError(f"unknown setting {key!r} for model {s.model!r} on {s.data!r}; "
                                  f"valid keys: {', '.join(valid)}")
     variant = ",".join(f"{k}={overrides[k]}" for k in sorted(overrides)
@@ -167,6 +173,18 @@ def _wandb_credentials() -> bool:
         return False
 
 
+def _precision(s: RunSettings, p: Plan) -> str:
+    """A recipe's ``precision`` (Foal-Net: ``16-mixed``) applies on GPUs only; on the CPU runs stay in
+    32-bit unless the user asked for a precision with ``--set precision=...``."""
+    import torch
+
+    asked = p.trainer.get("precision")
+    if asked is None:
+        return "32-true"
+    on_gpu = torch.cuda.is_available() and str(s.accelerator) in ("auto", "gpu", "cuda")
+    return str(asked) if on_gpu or "precision" in s.overrides else "32-true"
+
+
 def run_one(s: RunSettings, p: Plan, fold: str, seed: int, path: Path) -> dict[str, Any] | None:
     """Train, select on validation, test, and write the record; returns it (None off rank zero)."""
     gc.collect()  # free the previous run's data before measuring this one
@@ -199,7 +217,9 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
                                save_top_k=1, save_weights_only=True)
         stop = EarlyStopping(monitor=monitor, mode=spec.primary_direction, patience=int(p.trainer["patience"]))
         tput = Throughput()
+        precision = _precision(s, p)
         trainer = L.Trainer(
+            precision=precision,
             max_epochs=int(p.trainer["max_epochs"]), accelerator=s.accelerator, devices=s.devices,
             strategy=s.strategy, num_nodes=s.num_nodes, logger=_make_logger(s, f"{s.data}/{s.model}",
                                                                              f"{fold}_seed{seed}_{p.cfg}"),
@@ -227,7 +247,8 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
     info = dm.info()
     record = {
         "schema": SCHEMA,
-        "model": s.model, "variant": p.variant, "config_hash": p.cfg, "config": p.config,
+        "model": s.model, "model_label": getattr(p.model_cls, "LABEL", "") or s.model,
+        "reconstruction": bool(getattr(p.model_cls, "RECONSTRUCTION", False)), "variant": p.variant, "config_hash": p.cfg, "config": p.config,
         "data": s.data, "synthetic": bool(spec.synthetic), "data_fingerprint": dm.fingerprint(),
         "spec": {"name": spec.name, "task": spec.task, "classes": list(spec.class_names), "modalities": [m.name for m in spec.modalities],
                  "primary_metric": spec.primary_metric, "primary_direction": spec.primary_direction},
@@ -247,7 +268,7 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
                            **({"gpu_allocated": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
                               if torch.cuda.is_available() else {})},
         "versions": package_versions(), "git_commit": git_commit(), "hardware": hardware(),
-        "trainer": {"accelerator": s.accelerator, "devices": str(s.devices), "strategy": s.strategy,
+        "trainer": {"accelerator": s.accelerator, "precision": precision, "devices": str(s.devices), "strategy": s.strategy,
                     "num_nodes": s.num_nodes, "world_size": trainer.world_size},
         "created_unix": int(time.time()),
     }

@@ -180,5 +180,11 @@ class MERDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, train=False)
 
+    def train_eval_dataloader(self) -> DataLoader:
+        """The training split in its fixed order, no shuffling or resampling, nothing dropped:
+        for models that score every training sample between epochs (e.g. TiCAL's consistency
+        refresh). Samples are identified by ``Batch.ids``."""
+        return self._loader(self.train_set, train=False)
+
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, train=False)

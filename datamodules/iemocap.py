@@ -92,6 +92,7 @@ import torch
 from . import provenance
 from .base import MERDataModule, TensorSampleDataset
 from .io import DataError, NpyCache, missing_dataset, read_feature_npy, repair_nonfinite, stack_features
+from .io import read_wav as io_read_wav
 from .registry import register_datamodule
 from .spec import DatasetSpec, ModalitySpec, Protocol, UserInputError
 
@@ -373,30 +374,10 @@ def convert_feature(folder: Path, ids: list[str], option: str,
 
 
 def read_wav(path: Path) -> np.ndarray:
-    """One utterance wav as float32 ``(n,)``: 16 kHz mono asserted; int16 / 32768, float as stored."""
-    from scipy.io import wavfile
-
-    if not path.is_file():
-        raise DataError(path, "<file>", "the utterance's wav (audio_input=waveform reads "
-                        "Session<n>/sentences/wav/<dialog>/<utterance id>.wav)", "no such file")
-    try:
-        rate, data = wavfile.read(path)
-    except (OSError, ValueError) as e:
-        raise DataError(path, "<file>", "a RIFF/WAVE file", f"{type(e).__name__}: {e}") from None
-    if rate != SAMPLE_RATE:
-        raise DataError(path, "sample rate", f"{SAMPLE_RATE} Hz (IEMOCAP's utterance audio; Foal-Net asserts it)",
-                        f"{rate} Hz")
-    if data.ndim == 2 and data.shape[1] == 1:
-        data = data[:, 0]
-    if data.ndim != 1:
-        raise DataError(path, "channels", "1 (mono)", data.shape[1])
-    if data.shape[0] == 0:
-        raise DataError(path, "samples", "at least one sample", "an empty recording (0 samples)")
-    if data.dtype == np.int16:
-        return data.astype(np.float32) / 32768.0
-    if np.issubdtype(data.dtype, np.floating):
-        return data.astype(np.float32)
-    raise DataError(path, "sample format", "16-bit PCM (int16) or float", str(data.dtype))
+    """One utterance wav as float32 ``(n,)``: 16 kHz mono (see :func:`datamodules.io.read_wav`)."""
+    return io_read_wav(path, SAMPLE_RATE, what="the utterance's wav (audio_input=waveform reads "
+                       "Session<n>/sentences/wav/<dialog>/<utterance id>.wav)",
+                       rate_hint="IEMOCAP's utterance audio; Foal-Net asserts it")
 
 
 def convert_waveforms(utts: list[Utterance], n: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

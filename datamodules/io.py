@@ -167,3 +167,41 @@ class NpyCache:
         """The array, memory-mapped copy-on-write (``mmap_mode="c"``): pages are read from disk
         only when touched, nothing is ever written back, and ``torch.from_numpy`` accepts it."""
         return np.load(self.path / f"{name}.npy", mmap_mode="c" if mmap else None, allow_pickle=False)
+
+
+def read_wav(path: Path | str | None, sample_rate: int, max_seconds: float | None = None, *,
+             what: str = "the utterance's wav file", rate_hint: str = "") -> np.ndarray:
+    """A mono wav as float32 ``(n,)``, cut to ``max_seconds``; never resampled.
+
+    Integer PCM is scaled by its full range (int16 / 32768; unsigned 8-bit centred on 128), float
+    is returned as stored. A ``(n, 1)`` array counts as mono. Errors name the file and the field:
+    missing file (``what`` says which file was expected), another sample rate (``rate_hint`` says
+    why this rate), more than one channel, no samples, an unknown sample format."""
+    from scipy.io import wavfile
+
+    if path is None or not Path(path).is_file():
+        raise DataError(path, "<file>", what, "no such file")
+    try:
+        rate, data = wavfile.read(path)
+    except (OSError, ValueError) as e:
+        raise DataError(path, "<file>", "a RIFF/WAVE file (PCM or float)", f"{type(e).__name__}: {e}") from None
+    if rate != sample_rate:
+        raise DataError(path, "sample rate", f"{sample_rate} Hz" + (f" ({rate_hint})" if rate_hint else ""),
+                        f"{rate} Hz")
+    if data.ndim == 2 and data.shape[1] == 1:
+        data = data[:, 0]
+    if data.ndim != 1:
+        raise DataError(path, "channels", "1 (mono)", f"{data.shape[1]} channels")
+    if data.dtype == np.uint8:
+        wave = (data.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.integer):
+        wave = data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
+    elif np.issubdtype(data.dtype, np.floating):
+        wave = data.astype(np.float32)
+    else:
+        raise DataError(path, "sample format", "integer PCM or float", str(data.dtype))
+    if max_seconds:
+        wave = wave[: int(round(max_seconds * sample_rate))]
+    if wave.size == 0:
+        raise DataError(path, "samples", "at least one sample", "an empty recording (0 samples)")
+    return wave

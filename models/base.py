@@ -51,6 +51,10 @@ class MERModel(L.LightningModule):
         "max_epochs": 50, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "patience": 8,
     }
     PAPER: ClassVar[str] = ""
+    # How leaderboards name the model (default: its registry name), and whether it is a documented
+    # reconstruction rather than a reproduction (stored as ``reconstruction`` in every record).
+    LABEL: ClassVar[str] = ""
+    RECONSTRUCTION: ClassVar[bool] = False
 
     def __init__(self, spec: DatasetSpec, lr: float | None = None, weight_decay: float | None = None,
                  modalities: str | list[str] | None = None) -> None:

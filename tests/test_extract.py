@@ -243,7 +243,7 @@ def test_engine_resume_and_input_errors(encoders, tmp_path):
     write_wav(tmp_path / "8k.wav", 800, sr=8000)
     write_wav(tmp_path / "st.wav", 1600, channels=2)
     for wav, msg in (("8k.wav", r"8k\.wav: field 'sample rate': expected 16000 Hz.*found 8000 Hz"),
-                     ("st.wav", r"st\.wav: field 'channels': expected mono, found 2 channels"),
+                     ("st.wav", r"st\.wav: field 'channels': expected 1 \(mono\), found 2 channels"),
                      ("gone.wav", r"gone\.wav: field '<file>'")):
         with pytest.raises(DataError, match=msg):
             extract_items([Item(id="x", wav_path=tmp_path / wav)], s, tmp_path / "err")

@@ -160,3 +160,40 @@ def test_leaderboard_never_averages_different_settings(tmp_path):
     from benchmarks.leaderboard import render
     text = render(recs)
     assert text.count("[same-label] (config ") == 2
+
+
+@register_model("_recipe_probe")
+class RecipeProbe(EarlyFusion):
+    """Early fusion whose recipe fixes a datamodule option and a precision, flagged as a reconstruction."""
+    RECIPE = {**EarlyFusion.RECIPE, "sampler": "balanced", "precision": "bf16-mixed"}
+    LABEL = "Probe"
+    RECONSTRUCTION = True
+
+
+def test_recipe_routes_sampler_to_datamodule_and_precision_to_gpu_runs_only():
+    from benchmarks.runner import _precision
+
+    s = RunSettings(model="_recipe_probe", data="synthetic", accelerator="cpu")
+    p = plan(s)
+    assert p.dm_kwargs == {"sampler": "balanced"} and p.variant == ""
+    assert p.trainer["precision"] == "bf16-mixed"
+    assert _precision(s, p) == "32-true"  # a recipe's mixed precision is for GPUs
+    s2 = RunSettings(model="_recipe_probe", data="synthetic", accelerator="cpu",
+                     overrides={"sampler": "random", "precision": "bf16-mixed"})
+    p2 = plan(s2)
+    assert p2.dm_kwargs == {"sampler": "random"} and p2.variant == "sampler=random"
+    assert _precision(s2, p2) == "bf16-mixed"  # asked for explicitly
+    assert "precision" not in plan(RunSettings(model="early_fusion", data="synthetic")).trainer
+
+
+def test_reconstruction_flag_reaches_record_and_leaderboard(tmp_path):
+    res = tmp_path / "r"
+    assert bench("run", "--model", "_recipe_probe", "--data", "synthetic", "--seeds", "0", "--results", str(res),
+                 "--max-epochs", "1", "--no-progress", "--logger", "none",
+                 "--set", "n_train=200", "--set", "n_val=50", "--set", "n_test=50") == 0
+    rec = read_record(records_in(res)[0])
+    assert rec["reconstruction"] is True and rec["model_label"] == "Probe"
+    assert rec["trainer"]["precision"] in ("32-true", "bf16-mixed")
+    text = write_leaderboard(res, tmp_path / "lb.md")
+    row = next(line for line in text.splitlines() if "`_recipe_probe`" in line)
+    assert row.split(" | ")[1].endswith("] — Probe (reconstruction)")
