@@ -173,6 +173,18 @@ def _wandb_credentials() -> bool:
         return False
 
 
+def _FromEpoch(start: int, base: type) -> type:
+    """``base`` (ModelCheckpoint or EarlyStopping) that ignores validations before epoch ``start``
+    (the model's :meth:`~models.base.MERModel.selection_start_epoch`)."""
+
+    class FromEpoch(base):
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if trainer.current_epoch >= start:
+                super().on_validation_end(trainer, pl_module)
+
+    return FromEpoch
+
+
 def _precision(s: RunSettings, p: Plan) -> str:
     """A recipe's ``precision`` (Foal-Net: ``16-mixed``) applies on GPUs only; on the CPU runs stay in
     32-bit unless the user asked for a precision with ``--set precision=...``."""
@@ -212,10 +224,14 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
     monitor = f"val/{spec.primary_metric}"
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    start = int(model.selection_start_epoch())
+    if start >= int(p.trainer["max_epochs"]):
+        raise UserInputError(f"{s.model}: checkpoints are eligible from epoch {start} (its final training stage) "
+                             f"but max_epochs is {p.trainer['max_epochs']}; raise max_epochs or shorten the earlier stages")
     with tempfile.TemporaryDirectory(prefix="affectbench-ckpt-") as ckdir:
-        ckpt = ModelCheckpoint(dirpath=ckdir, filename="{epoch}", monitor=monitor, mode=spec.primary_direction,
+        ckpt = _FromEpoch(start, ModelCheckpoint)(dirpath=ckdir, filename="{epoch}", monitor=monitor, mode=spec.primary_direction,
                                save_top_k=1, save_weights_only=True)
-        stop = EarlyStopping(monitor=monitor, mode=spec.primary_direction, patience=int(p.trainer["patience"]))
+        stop = _FromEpoch(start, EarlyStopping)(monitor=monitor, mode=spec.primary_direction, patience=int(p.trainer["patience"]))
         tput = Throughput()
         precision = _precision(s, p)
         trainer = L.Trainer(
@@ -256,7 +272,8 @@ def _train_and_test(s: RunSettings, p: Plan, fold: str, seed: int, path: Path, m
         "fold": fold, "seed": seed,
         "split_sizes": {k: info[k]["n"] for k in ("train", "val", "test") if k in info},
         "split_groups": {k: info[k]["groups"] for k in ("train", "val", "test") if k in info},
-        "selection": {"monitor": monitor, "mode": spec.primary_direction, "best_val": best_val},
+        "selection": {"monitor": monitor, "mode": spec.primary_direction, "best_val": best_val,
+                      "from_epoch": start},
         "best_epoch": best_epoch, "epochs_run": int(trainer.current_epoch),
         "test": model.test_results["test"], "strata": model.test_results["strata"], "test_extra": extra,
         "data_notes": dm.notes(),

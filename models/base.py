@@ -190,5 +190,12 @@ class MERModel(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     # -- helpers for subclasses -----------------------------------------------------------
+    def selection_start_epoch(self) -> int:
+        """First epoch whose checkpoint may be selected (and from which early stopping counts).
+
+        0 for single-stage models. A stage-wise model (TiCAL) returns the epoch its final stage
+        starts, so that the tested checkpoint is always the full method, never a warm-up model."""
+        return 0
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

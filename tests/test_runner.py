@@ -197,3 +197,21 @@ def test_reconstruction_flag_reaches_record_and_leaderboard(tmp_path):
     text = write_leaderboard(res, tmp_path / "lb.md")
     row = next(line for line in text.splitlines() if "`_recipe_probe`" in line)
     assert row.split(" | ")[1].endswith("] — Probe (reconstruction)")
+
+
+@register_model("_late_start")
+class LateStart(EarlyFusion):
+    """Early fusion that declares its checkpoints eligible from epoch 2 only (like TiCAL's stage 3)."""
+
+    def selection_start_epoch(self) -> int:
+        return 2
+
+
+def test_checkpoints_before_the_models_selection_start_are_never_selected(tmp_path):
+    small = {"n_train": 200, "n_val": 60, "n_test": 60, "patience": 1}
+    recs = run_sweep(RunSettings(model="_late_start", data="synthetic", seeds=[0], max_epochs=4, overrides=small,
+                                 results=str(tmp_path), logger="none", progress=False, echo=lambda *a: None))
+    assert recs[0]["best_epoch"] >= 2 and recs[0]["selection"]["from_epoch"] == 2
+    with pytest.raises(Exception, match="eligible from epoch 2"):
+        run_sweep(RunSettings(model="_late_start", data="synthetic", seeds=[1], max_epochs=2, overrides=small,
+                              results=str(tmp_path), logger="none", progress=False, echo=lambda *a: None))
