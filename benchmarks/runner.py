@@ -177,10 +177,14 @@ def _FromEpoch(start: int, base: type) -> type:
     """``base`` (ModelCheckpoint or EarlyStopping) that ignores validations before epoch ``start``
     (the model's :meth:`~models.base.MERModel.selection_start_epoch`)."""
 
-    class FromEpoch(base):
+    class FromEpoch(base):  # both callbacks act at validation end or at train-epoch end (Lightning decides)
         def on_validation_end(self, trainer, pl_module) -> None:
             if trainer.current_epoch >= start:
                 super().on_validation_end(trainer, pl_module)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if trainer.current_epoch >= start:
+                super().on_train_epoch_end(trainer, pl_module)
 
     return FromEpoch
 

@@ -201,10 +201,17 @@ def test_reconstruction_flag_reaches_record_and_leaderboard(tmp_path):
 
 @register_model("_late_start")
 class LateStart(EarlyFusion):
-    """Early fusion that declares its checkpoints eligible from epoch 2 only (like TiCAL's stage 3)."""
+    """Early fusion that declares its checkpoints eligible from epoch 2 only (like TiCAL's stage 3) and
+    predicts a constant from epoch 2 on, so its validation score is worst exactly where selection starts."""
 
     def selection_start_epoch(self) -> int:
         return 2
+
+    def forward(self, batch):
+        out = super().forward(batch)
+        if self.current_epoch >= 2:
+            out.pred = out.pred * 0.0 + torch.arange(out.pred.shape[1], dtype=out.pred.dtype)
+        return out
 
 
 def test_checkpoints_before_the_models_selection_start_are_never_selected(tmp_path):
@@ -212,6 +219,7 @@ def test_checkpoints_before_the_models_selection_start_are_never_selected(tmp_pa
     recs = run_sweep(RunSettings(model="_late_start", data="synthetic", seeds=[0], max_epochs=4, overrides=small,
                                  results=str(tmp_path), logger="none", progress=False, echo=lambda *a: None))
     assert recs[0]["best_epoch"] >= 2 and recs[0]["selection"]["from_epoch"] == 2
+    assert recs[0]["epochs_run"] >= 3  # early stopping did not count the (better) epochs 0 and 1 either
     with pytest.raises(Exception, match="eligible from epoch 2"):
         run_sweep(RunSettings(model="_late_start", data="synthetic", seeds=[1], max_epochs=2, overrides=small,
                               results=str(tmp_path), logger="none", progress=False, echo=lambda *a: None))
