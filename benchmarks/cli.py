@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default="results", help="result records folder (default: results/)")
     r.add_argument("--force", action="store_true", help="re-run runs whose record already exists")
     r.add_argument("--no-progress", action="store_true", help="hide Lightning's per-epoch progress bar")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice). Use 1 when several runs share a few cores: "
+                        "oversubscribed threads can make CPU training many times slower")
     _add_common(r)
 
     lb = sub.add_parser("leaderboard", help="render leaderboard.md from result records")
@@ -115,6 +118,11 @@ def cmd_run(a: argparse.Namespace) -> int:
                     overrides=parse_sets(a.set), logger=a.logger, log_dir=a.log_dir, accelerator=a.accelerator,
                     devices=devices, strategy=a.strategy, num_nodes=a.num_nodes, results=a.results, force=a.force,
                     progress=not a.no_progress)
+    if a.threads is not None:
+        if a.threads < 1:
+            raise UserInputError(f"--threads must be at least 1, got {a.threads}")
+        import torch
+        torch.set_num_threads(a.threads)  # stored in every record as hardware.torch_threads
     run_sweep(s)
     return 0
 

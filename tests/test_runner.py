@@ -76,6 +76,7 @@ def test_changed_settings_get_their_own_records_and_row(tmp_path):
     (["run", "--model", "early_fusion", "--data", "synthetic", "--folds", "Ses09"], "unknown fold"),
     (["leaderboard", "--results", "/nonexistent/results"], "does not exist"),
     (["run", "--model", "early_fusion", "--data", "synthetic", "--plugin", "no_such_module_xyz"], "cannot import"),
+    (["run", "--model", "early_fusion", "--data", "synthetic", "--threads", "0"], "--threads must be at least 1"),
 ])
 def test_bad_input_is_one_clear_line(args, message, capsys, tmp_path):
     assert bench(*args, *([] if args[0] != "run" else ["--results", str(tmp_path)])) == 2
@@ -188,10 +189,13 @@ def test_recipe_routes_sampler_to_datamodule_and_precision_to_gpu_runs_only():
 
 def test_reconstruction_flag_reaches_record_and_leaderboard(tmp_path):
     res = tmp_path / "r"
+    threads = torch.get_num_threads()
     assert bench("run", "--model", "_recipe_probe", "--data", "synthetic", "--seeds", "0", "--results", str(res),
-                 "--max-epochs", "1", "--no-progress", "--logger", "none",
+                 "--max-epochs", "1", "--no-progress", "--logger", "none", "--threads", "1",
                  "--set", "n_train=200", "--set", "n_val=50", "--set", "n_test=50") == 0
+    torch.set_num_threads(threads)
     rec = read_record(records_in(res)[0])
+    assert rec["hardware"]["torch_threads"] == 1
     assert rec["reconstruction"] is True and rec["model_label"] == "Probe"
     assert rec["trainer"]["precision"] in ("32-true", "bf16-mixed")
     text = write_leaderboard(res, tmp_path / "lb.md")
