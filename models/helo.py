@@ -174,8 +174,10 @@ class Tokeniser(nn.Module):
 
 @register_model("helo")
 class HeLo(MERModel):
-    """HeLo (Zheng et al., ACM MM 2025). See the module docstring for the method, what differs from
-    the official code, and the rule for datasets other than DMER."""
+    """HeLo (Zheng et al., ACM MM 2025): physiological cross-attention, OT mining, label-correlation attention.
+
+    See the module docstring for the method, what differs from the official code, and the rule for
+    datasets other than DMER."""
 
     RECIPE = {"max_epochs": 300, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-5, "patience": 20}
     PAPER = "Zheng et al., HeLo, ACM MM 2025 (arXiv 2507.06821)"

@@ -194,7 +194,7 @@ def test_consistency_separates_conflicting_training_samples():
     assert table["C"].shape == conflict.shape
     auc = roc_auc_score(conflict.numpy(), (1 - table["C"]).numpy())
     assert auc > 0.7, auc
-    # typicality is what lifts it above the pseudo-label agreement alone: tau in [0, 1]
+    # typicality is a normalised score (it adds little over pseudo-label agreement here, see above)
     assert float(table["tau"].min()) >= 0 and float(table["tau"].max()) <= 1
 
 
