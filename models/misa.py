@@ -9,7 +9,9 @@ Method (Sec. 3 of the paper), as built here, for modalities ``m = 1..M``:
   uses BERT for text and a two-layer "sLSTM" for audio/vision, taking final hidden states; here
   every sequence modality uses one bidirectional LSTM over its **valid steps only** (packed by the
   batch lengths), final forward/backward states concatenated; a vector modality is used as it is.
-  Then ``u_m = LayerNorm(ReLU(W_m · enc_m))`` of width ``hidden`` (the paper's projection to ``d_h``).
+  ``seq_encoder="mean"`` replaces the LSTM by the batch-normalised masked mean over the valid
+  steps (the pooled-feature encoder of ``tfn``/``lmf``). Then ``u_m = LayerNorm(ReLU(W_m · enc_m))``
+  of width ``hidden`` (the paper's projection to ``d_h``).
 * *Modality-invariant* ``h^c_m = sigmoid(E_c(u_m))`` with ONE encoder ``E_c`` shared by all
   modalities; *modality-specific* ``h^p_m = sigmoid(E^m_p(u_m))`` with one encoder per modality.
 * *Losses* (Sec. 3.4), returned as the auxiliary losses ``sim``, ``diff``, ``recon``:
@@ -35,6 +37,13 @@ values of the authors' released configuration as we recall it; the paper itself 
 α, β, γ were chosen by grid search on the validation set (we could not verify the per-dataset values
 here, so treat them as unconfirmed).
 
+Measured on the synthetic presets (``leaderboard.md``, 3 seeds): the default LSTM encoders over-fit
+the 768-d sequences of ``synthetic-mosei`` (1,500 training samples; validation never improves
+after the first epochs, test MAE 1.346, the prior's 1.342) and of ``synthetic-iemocap`` (UA 0.563);
+with ``seq_encoder=mean`` MISA reaches MAE 0.994 and UA 0.667 (Self-MM: 0.921 and 0.688). Those
+presets' sequences are a constant signal plus independent noise per step, so the time mean is all
+a model needs; real features have temporal structure, where the LSTM may do better.
+
 What differs from the paper: LSTM encoders instead of BERT (features are pre-extracted here), any
 number of modalities (pairs for ``sim``/private ``diff`` are all unordered pairs; with ``M == 1``
 ``sim`` is zero and ``diff`` only has the shared/private term), a missing vector modality
@@ -54,32 +63,43 @@ from datamodules.batch import Batch
 from datamodules.spec import DatasetSpec, ModalitySpec, UserInputError
 
 from .base import MERModel, ModelOutput
+from .blocks import masked_mean
 from .registry import register_model
+from .unimodal import check_seq_encoder
 
 
 class UtteranceEncoder(nn.Module):
     """One modality → one vector ``u_m`` of width ``hidden``.
 
-    Sequences: a bidirectional LSTM over the valid steps (packed), final states of both directions;
-    vectors: used directly (zeroed where the presence mask is False). Then Linear → ReLU → LayerNorm.
+    Sequences, ``seq_encoder="lstm"`` (default, the paper's sLSTM): a bidirectional LSTM over the
+    valid steps (packed), final states of both directions. ``seq_encoder="mean"``: the masked mean
+    over the valid steps, batch-normalised per feature (the pooled-feature subnetwork of
+    :class:`models.unimodal.ModalitySubnet`). Vectors: used directly (zeroed where the presence
+    mask is False). Then Dropout → Linear → ReLU → LayerNorm.
     """
 
-    def __init__(self, mod: ModalitySpec, hidden: int, rnn_hidden: int, dropout: float = 0.1):
+    def __init__(self, mod: ModalitySpec, hidden: int, rnn_hidden: int, dropout: float = 0.1,
+                 seq_encoder: str = "lstm"):
         super().__init__()
-        self.is_sequence = mod.is_sequence
-        if self.is_sequence:
+        self.recurrent = check_seq_encoder(seq_encoder) == "lstm" and mod.is_sequence
+        self.pooled = mod.is_sequence and not self.recurrent
+        if self.recurrent:
             self.rnn = nn.LSTM(mod.dim, rnn_hidden, batch_first=True, bidirectional=True)
             width = 2 * rnn_hidden
         else:
             width = mod.dim
+            if self.pooled:
+                self.norm = nn.BatchNorm1d(mod.dim)
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(), nn.LayerNorm(hidden))
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        if self.is_sequence:
+        if self.recurrent:
             lengths = (mask.sum(1) if mask is not None else torch.full((x.shape[0],), x.shape[1]))
             packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
             _, (h, _) = self.rnn(packed)
             enc = torch.cat([h[-2], h[-1]], dim=-1)  # last layer, forward and backward directions
+        elif self.pooled:
+            enc = self.norm(masked_mean(x, mask))
         else:
             enc = x if mask is None else x * mask.reshape(-1, 1).to(x.dtype)
         return self.proj(enc)
@@ -113,7 +133,7 @@ class MISA(MERModel):
 
     def __init__(self, spec: DatasetSpec, hidden: int = 64, rnn_hidden: int = 32, fusion_heads: int = 2,
                  fusion_layers: int = 1, dropout: float = 0.1, sim_weight: float = 1.0, diff_weight: float = 0.3,
-                 recon_weight: float = 1.0, cmd_moments: int = 5, **kwargs) -> None:
+                 recon_weight: float = 1.0, cmd_moments: int = 5, seq_encoder: str = "lstm", **kwargs) -> None:
         super().__init__(spec, **kwargs)
         if hidden % fusion_heads:
             raise UserInputError(f"misa: hidden={hidden} must be a multiple of fusion_heads={fusion_heads}")
@@ -125,7 +145,8 @@ class MISA(MERModel):
         self.names = [m.name for m in mods]
         self.weights = {"sim": sim_weight, "diff": diff_weight, "recon": recon_weight}
         self.cmd_moments = cmd_moments
-        self.encoders = nn.ModuleDict({m.name: UtteranceEncoder(m, hidden, rnn_hidden, dropout) for m in mods})
+        self.encoders = nn.ModuleDict({m.name: UtteranceEncoder(m, hidden, rnn_hidden, dropout, seq_encoder)
+                                       for m in mods})
         self.shared = nn.Sequential(nn.Linear(hidden, hidden), nn.Sigmoid())  # E_c, shared by all modalities
         self.private = nn.ModuleDict({m.name: nn.Sequential(nn.Linear(hidden, hidden), nn.Sigmoid())
                                       for m in mods})  # E_p^m

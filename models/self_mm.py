@@ -7,7 +7,9 @@ Architecture (Sec. 3 of the paper), for modalities ``s = 1..M``:
 
 * ``F_s``: an utterance vector per modality (the paper: BERT [CLS] for text, a single-layer LSTM's
   final state for audio/vision; here the shared :class:`models.misa.UtteranceEncoder`, a
-  bidirectional LSTM over valid steps for every sequence and the vector itself for vectors).
+  bidirectional LSTM over valid steps for every sequence and the vector itself for vectors;
+  ``seq_encoder="mean"``: the batch-normalised masked mean instead of the LSTM, see
+  :mod:`models.misa` for why that option exists).
 * Fused branch: ``F_f* = ReLU(W_f [F_1; ...; F_M])`` (post-fusion features), then two layers to the
   prediction ``ŷ_f``, trained with the base task loss (L1 on sentiment, as the paper).
 * Unimodal branches: ``F_s* = ReLU(W_s F_s)``, then two layers to ``ŷ_s``, trained on the
@@ -200,7 +202,7 @@ class SelfMM(MERModel):
 
     def __init__(self, spec: DatasetSpec, rnn_hidden: int = 32, feature_dim: int = 64, uni_hidden: int = 32,
                  fusion_hidden: int = 64, dropout: float = 0.1, unimodal_weight: float = 1.0,
-                 affinity_temperature: float = 0.5, **kwargs) -> None:
+                 affinity_temperature: float = 0.5, seq_encoder: str = "lstm", **kwargs) -> None:
         super().__init__(spec, **kwargs)
         if unimodal_weight < 0 or affinity_temperature <= 0:
             raise UserInputError("self_mm: unimodal_weight must be >= 0 and affinity_temperature > 0, got "
@@ -208,7 +210,8 @@ class SelfMM(MERModel):
         mods = self.used_modalities
         self.names = [m.name for m in mods]
         self.unimodal_weight = unimodal_weight
-        self.encoders = nn.ModuleDict({m.name: UtteranceEncoder(m, feature_dim, rnn_hidden, dropout) for m in mods})
+        self.encoders = nn.ModuleDict({m.name: UtteranceEncoder(m, feature_dim, rnn_hidden, dropout, seq_encoder)
+                                       for m in mods})
         self.post_fusion = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim * len(mods), fusion_hidden),
                                          nn.ReLU())
         self.fusion_head = nn.Sequential(nn.Linear(fusion_hidden, fusion_hidden), nn.ReLU(),

@@ -195,6 +195,63 @@ def test_misa_cmd():
     assert float(cmd(x, x * 0.5)) > 0
 
 
+@pytest.mark.parametrize("model_name", ["misa", "self_mm"])
+@pytest.mark.parametrize("seq_encoder", ["lstm", "mean"])
+def test_utterance_encoders_ignore_padding_but_not_valid_steps(model_name, seq_encoder):
+    spec = _seq_spec((5, 9, None))
+    torch.manual_seed(0)
+    model = create_model(model_name, spec, seq_encoder=seq_encoder, **SMALL[model_name]).eval()
+    batch = _seq_batch(spec, [(5, 9, 1), (2, 4, 1), (3, 7, 1)])
+    with torch.no_grad():
+        ref = model(batch).pred
+        padded = _pad_more(batch, "m1", extra=3, value=1e3)
+        padded.x["m1"][~padded.mask["m1"]] = torch.randn_like(padded.x["m1"][~padded.mask["m1"]]) * 50
+        assert torch.allclose(model(padded).pred, ref, atol=1e-5)
+        changed = _seq_batch(spec, [(5, 9, 1), (2, 4, 1), (3, 7, 1)])
+        changed.x["m1"][1, 3] += 5.0  # the last valid step of sample 1
+        assert not torch.allclose(model(changed).pred[1], ref[1], atol=1e-4)
+        assert torch.allclose(model(changed).pred[[0, 2]], ref[[0, 2]], atol=1e-5)
+    kinds = {type(mod).__name__ for mod in model.encoders["m1"].modules()}
+    assert ("LSTM" in kinds) == (seq_encoder == "lstm") and ("BatchNorm1d" in kinds) == (seq_encoder == "mean")
+
+
+def test_seq_encoder_checked_even_without_sequences(presets):
+    dm, _ = presets["synthetic-physio"]  # vectors only: the option has no effect, a typo still fails
+    for name in ("misa", "self_mm"):
+        with pytest.raises(UserInputError, match="seq_encoder='gru'"):
+            create_model(name, dm.spec, seq_encoder="gru", **SMALL[name])
+
+
+def test_misa_mean_encoder_learns_synthetic_mosei():
+    """The pooled encoder learns the 768-d sequences of synthetic-mosei within a few epochs.
+
+    (The default LSTM encoders over-fit this preset: with 1,500 samples their validation MAE stays at
+    the prior's; see README, "Leaderboard". Not asserted here: that is a finding, not a contract.)
+    """
+    dm = get_datamodule_class("synthetic-mosei")(batch_size=32, n_train=600, n_val=200, n_test=16, n_groups=20)
+    dm.setup("fit")
+    val = dm.val_set.__getitems__(list(range(len(dm.val_set))))  # the whole split as one Batch
+    train_y = torch.cat([b.y for b in dm.train_dataloader()])
+    prior_mae = float((val.y - train_y.median()).abs().mean())  # the best constant under L1: 1.235
+    torch.manual_seed(0)
+    model = create_model("misa", dm.spec, seq_encoder="mean", hidden=32)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    best = float("inf")  # selected on validation, as the runner does
+    for _ in range(4):
+        model.train()
+        for batch in dm.train_dataloader():
+            out = model(batch)
+            loss = model.task_loss(out.pred, batch.y) + sum(out.aux_losses.values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            best = min(best, float((model(val).pred - val.y).abs().mean()))
+    # measured: 1.106 with seq_encoder=mean; the LSTM default stays at 1.239 (no better than the prior)
+    assert best < prior_mae - 0.08, (best, prior_mae)
+
+
 # -- Self-MM --------------------------------------------------------------------------------
 def _reference_regression_label(y_f, fp, fn, f, sp, sn, s, prev, epoch, clip=3.0, eps=1e-8):
     """Independent numpy version of the paper's rule (centres given)."""
