@@ -14,6 +14,8 @@ from models.mult import pool_sequence
 from models.registry import create_model
 from models.self_mm import FUSION, UnimodalLabelGenerator
 
+from .training import train_epoch
+
 PRESETS = {
     "synthetic": dict(n_train=48, n_val=16, n_test=16, n_groups=3),
     "synthetic-mosei": dict(n_train=48, n_val=16, n_test=16, n_groups=3),
@@ -238,13 +240,7 @@ def test_misa_mean_encoder_learns_synthetic_mosei():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     best = float("inf")  # selected on validation, as the runner does
     for _ in range(4):
-        model.train()
-        for batch in dm.train_dataloader():
-            out = model(batch)
-            loss = model.task_loss(out.pred, batch.y) + sum(out.aux_losses.values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_epoch(model, dm.train_dataloader(), opt)
         model.eval()
         with torch.no_grad():
             best = min(best, float((model(val).pred - val.y).abs().mean()))

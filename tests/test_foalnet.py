@@ -11,6 +11,7 @@ from models.foalnet import FoalNet, avel_loss, sample_negatives
 from models.registry import create_model
 
 from .fixtures_encoders import conv_frames, tiny_wavlm
+from .training import train_epoch
 
 SMALL = dict(audio_dim=16, proj_dim=8, heads=2)  # fast widths for the tests
 SIZES = {"synthetic": dict(n_train=48, n_val=16, n_test=16), "synthetic-mosei": dict(n_train=48, n_val=16, n_test=16),
@@ -212,14 +213,7 @@ def test_avel_loss_falls_on_aligned_data():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     per_epoch = []
     for _ in range(3):
-        losses = []
-        for batch in dm.train_dataloader():
-            out = model(batch)
-            loss = model.task_loss(out.pred, batch.y) + sum(out.aux_losses.values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(out.aux_losses["avel"]))
+        losses = [float(out.aux_losses["avel"]) for out in train_epoch(model, dm.train_dataloader(), opt)]
         per_epoch.append(sum(losses) / len(losses))
     assert per_epoch[-1] < 0.8 * per_epoch[0], per_epoch
 
