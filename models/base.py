@@ -96,6 +96,11 @@ class MERModel(L.LightningModule):
             return F.l1_loss(pred.reshape(-1), y.reshape(-1).float())
         return F.kl_div(F.log_softmax(pred, dim=-1), y.float(), reduction="batchmean")
 
+    def task_pred(self, pred: Tensor) -> Tensor:
+        """A head's output as the prediction: regression without auxiliary scores ``(B, 1)`` → the
+        scalar ``(B,)`` score; anything else unchanged."""
+        return pred.squeeze(-1) if self.spec.task == "regression" and self.spec.target_dim == 1 else pred
+
     def metric_input(self, pred: Tensor) -> Tensor:
         """What the metric suite receives: logits, scores, or probabilities for distributions."""
         if self.spec.task == "regression":

@@ -32,7 +32,6 @@ from datamodules.spec import DatasetSpec, UserInputError
 from .base import MERModel, ModelOutput
 from .blocks import masked_mean
 from .registry import register_model
-from .unimodal import task_pred
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -64,4 +63,4 @@ class EDLMLP(MERModel):
     def forward(self, batch: Batch) -> ModelOutput:
         x = torch.cat([masked_mean(batch.x[m.name], batch.mask.get(m.name) if m.is_sequence else None)
                        for m in self.used_modalities], dim=-1)
-        return ModelOutput(pred=task_pred(self.net(self.standardise(x)), self.spec), embeddings=x)
+        return ModelOutput(pred=self.task_pred(self.net(self.standardise(x))), embeddings=x)

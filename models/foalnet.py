@@ -393,9 +393,7 @@ class FoalNet(MERModel):
         v, mv = self.encode_video(batch)
         pa, pv = self.fuse(a, ma, v, mv)
         fused = torch.cat([pa, pv], dim=-1)
-        pred = self.classifier(self.drop(fused))
-        if self.spec.task == "regression" and pred.shape[-1] == 1:
-            pred = pred.squeeze(-1)
+        pred = self.task_pred(self.classifier(self.drop(fused)))
         aux: dict[str, Tensor] = {}
         if self._want_aux(batch):
             labels = batch.label.to(a.device)

@@ -36,7 +36,7 @@ from datamodules.spec import DatasetSpec, UserInputError
 from .base import MERModel, ModelOutput
 from .registry import register_model
 from .tfn import append_one, parse_dims
-from .unimodal import ModalitySubnet, encode_modalities, task_pred
+from .unimodal import ModalitySubnet, encode_modalities
 
 
 @register_model("lmf")
@@ -85,5 +85,5 @@ class LMF(MERModel):
 
     def forward(self, batch: Batch) -> ModelOutput:
         hs = encode_modalities(self.subnets, batch, self.used_modalities)
-        return ModelOutput(pred=task_pred(self.head(self.fuse(hs)), self.spec),
+        return ModelOutput(pred=self.task_pred(self.head(self.fuse(hs))),
                            embeddings={m.name: h for m, h in zip(self.used_modalities, hs)})

@@ -179,9 +179,7 @@ class MISA(MERModel):
         u, hc, hp = self.representations(batch)
         tokens = torch.stack([hc[n] for n in self.names] + [hp[n] for n in self.names], dim=1)  # (B, 2M, H)
         fused = self.fusion(tokens).flatten(1)
-        pred = self.head(fused)
-        if self.spec.task == "regression":
-            pred = pred.squeeze(-1)
+        pred = self.task_pred(self.head(fused))
         raw = self.losses(u, hc, hp)
         aux = {k: self.weights[k] * v for k, v in raw.items()}
         return ModelOutput(pred=pred, aux_losses=aux, embeddings=fused)

@@ -224,7 +224,4 @@ class MulT(MERModel):
             reps.append(pool_sequence(h, masks[t], self.pool))
         z = torch.cat(reps, dim=-1)
         h = z + self.res2(self.out_drop(torch.relu(self.res1(z))))
-        pred = self.out(h)
-        if self.spec.task == "regression":
-            pred = pred.squeeze(-1)
-        return ModelOutput(pred=pred, embeddings=z)
+        return ModelOutput(pred=self.task_pred(self.out(h)), embeddings=z)

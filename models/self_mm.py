@@ -252,9 +252,7 @@ class SelfMM(MERModel):
     def forward(self, batch: Batch) -> ModelOutput:
         f = {n: self.encoders[n](batch.x[n], batch.mask.get(n)) for n in self.names}
         h_f = self.post_fusion(torch.cat([f[n] for n in self.names], dim=-1))  # F_f*
-        pred = self.fusion_head(h_f)
-        if self.spec.task == "regression":
-            pred = pred.squeeze(-1)
+        pred = self.task_pred(self.fusion_head(h_f))
         h_s = {n: self.post_uni[n](f[n]) for n in self.names}  # F_s*
         uni = {n: self.uni_heads[n](h_s[n]) for n in self.names}
         aux = {}

@@ -34,7 +34,7 @@ from datamodules.spec import DatasetSpec, ModalitySpec, UserInputError
 
 from .base import MERModel, ModelOutput
 from .registry import register_model
-from .unimodal import ModalitySubnet, encode_modalities, task_pred
+from .unimodal import ModalitySubnet, encode_modalities
 
 
 def parse_dims(dims: str, used: tuple[ModalitySpec, ...], text_dim: int, other_dim: int,
@@ -97,5 +97,5 @@ class TFN(MERModel):
     def forward(self, batch: Batch) -> ModelOutput:
         hs = encode_modalities(self.subnets, batch, self.used_modalities)
         z = self.fuse(hs)
-        return ModelOutput(pred=task_pred(self.post(z), self.spec),
+        return ModelOutput(pred=self.task_pred(self.post(z)),
                            embeddings={m.name: h for m, h in zip(self.used_modalities, hs)})

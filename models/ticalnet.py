@@ -265,7 +265,7 @@ class TiCALNet(MERModel):
         scores = self.attn(V).squeeze(-1).masked_fill(~present, -1e4)
         pooled = (scores.softmax(dim=1).unsqueeze(-1) * V).sum(dim=1)
         pred = self.fusion(torch.cat([pooled, V.flatten(1)], dim=-1))
-        return pred.squeeze(-1) if self.regression and pred.shape[-1] == 1 else pred
+        return self.task_pred(pred)
 
     def forward(self, batch: Batch) -> ModelOutput:
         enc = self.encode(batch)

@@ -66,11 +66,6 @@ class ModalitySubnet(nn.Module):
         return self.out(h_n[-1])
 
 
-def task_pred(pred: Tensor, spec: DatasetSpec) -> Tensor:
-    """Regression without auxiliary scores: ``(B, 1)`` → the scalar ``(B,)`` score; else unchanged."""
-    return pred.squeeze(-1) if spec.task == "regression" and spec.target_dim == 1 else pred
-
-
 def encode_modalities(subnets: nn.ModuleDict, batch: Batch, modalities) -> list[Tensor]:
     """``[h_m for m in modalities]`` with the sequence masks applied."""
     return [subnets[m.name](batch.x[m.name], batch.mask.get(m.name) if m.is_sequence else None)
@@ -104,4 +99,4 @@ class Unimodal(MERModel):
 
     def forward(self, batch: Batch) -> ModelOutput:
         (h,) = encode_modalities(self.subnets, batch, self.used_modalities)
-        return ModelOutput(pred=task_pred(self.head(h), self.spec), embeddings={self.modality.name: h})
+        return ModelOutput(pred=self.task_pred(self.head(h)), embeddings={self.modality.name: h})

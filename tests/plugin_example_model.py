@@ -26,4 +26,4 @@ class PluginLinear(MERModel):
         z = torch.cat([masked_mean(batch.x[m.name], batch.mask[m.name] if m.is_sequence else None)
                        for m in self.used_modalities], dim=-1)
         pred = self.head(self.scale * self.norm(z))
-        return ModelOutput(pred=pred.squeeze(-1) if self.spec.task == "regression" else pred)
+        return ModelOutput(pred=self.task_pred(pred))
